@@ -1,0 +1,101 @@
+"""Apply a patch: build the source blob, run the differ, rebuild every member, verify, then write."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from pipdelta import differs
+from pipdelta.apply.sources import OldContent
+from pipdelta.engines import fingerprint
+from pipdelta.engines.recipes import Recipe
+from pipdelta.errors import PatchFormatError, ReconstructionFailed, SourceMismatch
+from pipdelta.format import blob, gzmember
+from pipdelta.format.patchfile import Copy, Literal, PatchHeader, atomic_write, read_patch
+
+
+def apply_patch(patch: bytes, source: OldContent, out: Path, *, expected_sha256: str | None = None) -> Path:
+    """Rebuild the patch's target wheel from ``source`` as ``out`` (or into it, if a folder); returns its path.
+
+    Nothing is written unless the result has the sha256 the patch (and ``expected_sha256``) promise.
+    """
+    header, payload = read_patch(patch)
+    if expected_sha256 is not None and header.new.sha256 != expected_sha256.lower():
+        raise PatchFormatError(f"the patch makes {header.new.filename} with another sha256 than expected")
+    source.check(header.old)
+    # Copies come from the old wheel's own bytes when it is here; no engine is involved then.
+    fingerprint.check(header.recipes(copies=not source.has_raw))
+    contents = [source.read(s) for s in header.sources]
+    source_blob = blob.build(header.sources, contents)
+    if len(source_blob) != header.source_size or hashlib.sha256(source_blob).hexdigest() != header.source_sha256:
+        raise SourceMismatch(f"the old content of {header.old.filename} differs from what the patch was made from")
+    raws = [source.raw(s) for s in header.sources] if source.has_raw else None
+    data = rebuild(header, payload, source_blob, raws, contents)
+    if len(data) != header.new.size or hashlib.sha256(data).hexdigest() != header.new.sha256:
+        raise ReconstructionFailed(f"the rebuilt {header.new.filename} has the wrong sha256; nothing was written")
+    path = out / header.new.filename if out.is_dir() else out
+    atomic_write(path, [data])
+    return path
+
+
+def rebuild(
+    header: PatchHeader,
+    payload: bytes | memoryview,
+    source_blob: bytes,
+    raws: Sequence[bytes] | None,
+    contents: Sequence[bytes],
+) -> bytes:
+    """The target wheel's bytes; ``raws`` are the old members' compressed bytes, when the old wheel is here."""
+    target_blob = differs.get(header.differ).patch(source_blob, bytes(payload), header.target_blob_size)
+    with ThreadPoolExecutor() as pool:  # zlib, cramjam and ctypes release the GIL while they compress
+        return b"".join(pool.map(lambda job: job(), _jobs(header, target_blob, raws, contents)))
+
+
+def _jobs(
+    header: PatchHeader, target_blob: bytes, raws: Sequence[bytes] | None, contents: Sequence[bytes]
+) -> Iterator[_Job]:
+    """One callable per piece of the target, in file order; each returns that piece's bytes."""
+    view = memoryview(target_blob)
+    position = 0
+    for op in header.ops:
+        if isinstance(op, Literal):
+            yield _Job(bytes(view[position : position + op.size]))
+            position += op.size
+        elif isinstance(op, Copy):
+            if raws is not None:
+                yield _Job(raws[op.source])
+            elif op.recipe is None:
+                raise SourceMismatch(
+                    f"{header.sources[op.source].name} can only be copied from the old wheel {header.old.filename}"
+                )
+            else:
+                yield _Job(contents[op.source], op.recipe)
+        else:
+            if op.source is not None:
+                content = contents[op.source]
+            else:
+                content = bytes(view[position : position + op.size])
+                position += op.size
+            yield _Job(content, op.recipe, op.gz)
+
+
+class _Job:
+    """Compress ``content`` with ``recipe`` (after wrapping it as a gzip file when ``gz`` says so)."""
+
+    def __init__(
+        self,
+        content: bytes,
+        recipe: Recipe | None = None,
+        gz: tuple[int, Recipe] | None = None,
+    ) -> None:
+        self.content, self.recipe, self.gz = content, recipe, gz
+
+    def __call__(self) -> bytes:
+        content = self.content
+        if self.gz is not None:
+            start, inner_recipe = self.gz
+            inner = content[start:]
+            content = content[:start] + inner_recipe.compress(inner) + gzmember.trailer(inner)
+        return content if self.recipe is None else self.recipe.compress(content)

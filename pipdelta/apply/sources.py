@@ -1,0 +1,83 @@
+"""Where the old bytes come from: one small interface, one class per kind of source."""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+from pathlib import Path
+
+from pipdelta.apply.installed import InstalledDistribution
+from pipdelta.errors import SourceMismatch
+from pipdelta.format.patchfile import Source, WheelRef
+from pipdelta.format.wheelfile import WheelFile
+from pipdelta.format.ziplayout import Member as ZipMember
+
+
+class OldContent(abc.ABC):
+    """The old version's files, read for a patch and checked before they are used."""
+
+    #: True when the old wheel's own compressed bytes are at hand (unchanged members are then copied).
+    has_raw: bool = False
+
+    @abc.abstractmethod
+    def check(self, old: WheelRef) -> None:
+        """Raise :class:`SourceMismatch` unless this is the old version the patch was made from."""
+
+    @abc.abstractmethod
+    def read(self, source: Source) -> bytes:
+        """The member's content exactly as the old wheel holds it, verified."""
+
+    def raw(self, source: Source) -> bytes:
+        raise NotImplementedError
+
+
+class WheelSource(OldContent):
+    """An old ``.whl`` file, pinned as a whole by its sha256."""
+
+    has_raw = True
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._wheel: WheelFile | None = None
+
+    @property
+    def wheel(self) -> WheelFile:
+        if self._wheel is None:
+            self._wheel = WheelFile.read(self.path)
+        return self._wheel
+
+    def check(self, old: WheelRef) -> None:
+        if hashlib.sha256(self.wheel.data).hexdigest() != old.sha256:
+            raise SourceMismatch(f"{self.path} is not the wheel the patch was made from ({old.filename})")
+
+    def read(self, source: Source) -> bytes:
+        return self.wheel.content(self._member(source))
+
+    def raw(self, source: Source) -> bytes:
+        return self.wheel.raw(self._member(source))
+
+    def _member(self, source: Source) -> ZipMember:
+        member = self.wheel.members_by_name().get(source.name)
+        if member is None:
+            raise SourceMismatch(f"{self.path} has no member {source.name!r}")
+        return member
+
+
+class InstalledSource(OldContent):
+    """The files of an installed distribution, each checked against the sha256 in its RECORD."""
+
+    def __init__(self, distribution: InstalledDistribution) -> None:
+        self.distribution = distribution
+
+    def check(self, old: WheelRef) -> None:
+        self.distribution.check_version(old.filename)
+
+    def read(self, source: Source) -> bytes:
+        content = self.distribution.read_verified(source.name)
+        if source.first_line is not None:
+            # The installer replaced ``#!python`` by its interpreter's path; put the wheel's line back.
+            newline = content.find(b"\n")
+            content = source.first_line + (content[newline + 1 :] if newline >= 0 else b"")
+        if len(content) != source.size:
+            raise SourceMismatch(f"installed {source.name} is not the file the old wheel holds")
+        return content

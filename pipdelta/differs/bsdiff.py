@@ -1,0 +1,42 @@
+"""bsdiff4's control, diff and extra streams, each compressed with zstd (smaller than bsdiff4's bz2)."""
+
+from __future__ import annotations
+
+import struct
+
+import bsdiff4.core
+
+from pipdelta.errors import PatchFormatError
+from pipdelta.format import codec
+
+_SIZES = struct.Struct("<6Q")
+_TRIPLE = 24  # bytes of one control entry: three int64
+
+
+class Bsdiff:
+    """bsdiff4 with the streams kept apart: the diff stream is mostly zeros and compresses far better alone."""
+
+    name = "bsdiff4"
+
+    def diff(self, old: bytes, new: bytes) -> bytes:
+        raw = bsdiff4.core.diff(old, new)
+        streams = [codec.compress(s) for s in raw]
+        sizes = (*(len(s) for s in raw), *(len(s) for s in streams))
+        return _SIZES.pack(*sizes) + b"".join(streams)
+
+    def patch(self, old: bytes, payload: bytes, size: int) -> bytes:
+        if len(payload) < _SIZES.size:
+            raise PatchFormatError("bsdiff4 payload is truncated")
+        raw = _SIZES.unpack_from(payload)
+        if raw[0] % _TRIPLE or raw[1] > size or raw[2] > size or raw[0] > _TRIPLE * (size + 1):
+            raise PatchFormatError("bsdiff4 payload declares impossible stream sizes")
+        position, streams = _SIZES.size, []
+        for what, length, packed in zip(("control", "diff", "extra"), raw[:3], raw[3:], strict=True):
+            streams.append(codec.decompress(payload[position : position + packed], length, f"bsdiff4 {what}"))
+            position += packed
+        if position != len(payload):
+            raise PatchFormatError("bsdiff4 payload has trailing bytes")
+        try:
+            return bytes(bsdiff4.core.patch(old, size, *streams))
+        except (ValueError, MemoryError, OverflowError) as exc:
+            raise PatchFormatError(f"corrupt bsdiff4 payload ({exc})") from None

@@ -1,0 +1,1 @@
+"""Deflate engines that re-create a member's compressed bytes exactly, named by recipes."""

@@ -1,0 +1,118 @@
+"""zlib-ng driven with the exact deflate() calls of Rust flate2's writer, as maturin wheels were made.
+
+zlib-ng's output depends on how both the input and the output room are split across deflate() calls,
+so its Python binding (which hides the stream) cannot reproduce flate2; this drives the native
+``zng_deflate`` of the extension module that the pinned ``zlib-ng`` package ships, through ctypes.
+flate2's ``zio::Writer`` receives writes (8 KiB pieces from ``io::copy``, or the whole content from one
+``write_all``), runs deflate with ``avail_out`` = the spare room of a 32 KiB buffer, dumps that buffer
+before each further call, and ends with a sync flush and a finish, each drained until no output grows.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import glob
+import os
+from collections.abc import Iterator
+
+from pipdelta.errors import EngineMismatch
+
+OUTPUT_ROOM = 32 * 1024
+READ_PIECE = 8 * 1024
+_NO_FLUSH, _SYNC_FLUSH, _FINISH = 0, 2, 4
+
+
+class _ZStream(ctypes.Structure):
+    _fields_ = [
+        ("next_in", ctypes.c_void_p),
+        ("avail_in", ctypes.c_uint32),
+        ("total_in", ctypes.c_size_t),
+        ("next_out", ctypes.c_void_p),
+        ("avail_out", ctypes.c_uint32),
+        ("total_out", ctypes.c_size_t),
+        ("msg", ctypes.c_char_p),
+        ("state", ctypes.c_void_p),
+        ("zalloc", ctypes.c_void_p),
+        ("zfree", ctypes.c_void_p),
+        ("opaque", ctypes.c_void_p),
+        ("data_type", ctypes.c_int),
+        ("adler", ctypes.c_uint32),
+        ("reserved", ctypes.c_ulong),
+    ]
+
+
+@functools.cache
+def _library() -> ctypes.CDLL:
+    try:
+        import zlib_ng
+    except ImportError:
+        raise EngineMismatch("the zlib-ng package is not installed; `pip install zlib-ng`") from None
+    found = glob.glob(os.path.join(os.path.dirname(zlib_ng.__file__), "zlib_ng*.*"))
+    for path in found:
+        if path.endswith((".so", ".pyd", ".dylib")):
+            lib = ctypes.CDLL(path)
+            if hasattr(lib, "zng_deflate"):
+                lib.zng_deflateInit2.argtypes = [ctypes.POINTER(_ZStream)] + [ctypes.c_int] * 5
+                lib.zng_deflate.argtypes = [ctypes.POINTER(_ZStream), ctypes.c_int]
+                lib.zng_deflateEnd.argtypes = [ctypes.POINTER(_ZStream)]
+                return lib
+    raise EngineMismatch("the installed zlib-ng package does not export zng_deflate; reinstall zlib-ng")
+
+
+class _Writer:
+    """One flate2 ``zio::Writer`` over a raw deflate stream, yielding each dump of its output buffer."""
+
+    def __init__(self, data: bytes, level: int) -> None:
+        self._lib = _library()
+        self._stream = _ZStream()
+        if self._lib.zng_deflateInit2(ctypes.byref(self._stream), level, 8, -15, 8, 0) != 0:
+            raise EngineMismatch(f"zlib-ng refused deflate level {level}")
+        self._input = (ctypes.c_char * max(1, len(data))).from_buffer_copy(data or b"\0")
+        self._output = ctypes.create_string_buffer(OUTPUT_ROOM)
+        self._pending = 0
+
+    def close(self) -> None:
+        self._lib.zng_deflateEnd(ctypes.byref(self._stream))
+
+    def dump(self) -> bytes:
+        out, self._pending = self._output.raw[: self._pending], 0
+        return out
+
+    def run(self, offset: int, length: int, flush: int) -> int:
+        """One deflate() call into the buffer's spare room; returns how much input it took."""
+        stream = self._stream
+        stream.next_in = ctypes.addressof(self._input) + offset
+        stream.avail_in = length
+        stream.next_out = ctypes.addressof(self._output) + self._pending
+        stream.avail_out = OUTPUT_ROOM - self._pending
+        self._lib.zng_deflate(ctypes.byref(stream), flush)
+        self._pending = OUTPUT_ROOM - stream.avail_out
+        return length - int(stream.avail_in)
+
+    def drain(self, flush: int) -> Iterator[bytes]:
+        while True:
+            yield self.dump()
+            before = self._stream.total_out
+            self.run(0, 0, flush)
+            if self._stream.total_out == before:
+                return
+
+
+def deflate_pieces(data: bytes, level: int, whole: bool) -> Iterator[bytes]:
+    """Yield the raw deflate stream flate2 writes for ``data``, in the pieces it dumps them."""
+    writer = _Writer(data, level)
+    try:
+        step = len(data) if whole else READ_PIECE
+        for start in range(0, len(data), max(step, 1)):
+            end = min(start + step, len(data))
+            position = start
+            while position < end:  # write_all() -> write(), each retried until it takes input
+                yield writer.dump()
+                position += writer.run(position, end - position, _NO_FLUSH)
+        writer.run(0, 0, _SYNC_FLUSH)  # flush(): the first call runs without dumping
+        yield from writer.drain(_NO_FLUSH)
+        yield from writer.drain(_FINISH)
+        yield writer.dump()
+    finally:
+        writer.close()

@@ -1,0 +1,116 @@
+"""Recipes: an engine and the way of calling it that re-creates a member's deflate stream exactly."""
+
+from __future__ import annotations
+
+import functools
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pipdelta.engines import flate2
+from pipdelta.errors import EngineMismatch, PatchFormatError
+
+_PIECE = 256 * 1024
+_LEVELS = range(0, 10)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A recipe id names one engine and how it is driven.
+
+    ``zlib:LEVEL:MEMLEVEL:STRATEGY`` is CPython's zlib, as ``zipfile`` writes; ``cramjam:LEVEL`` is the
+    one-shot deflate of cramjam's C backend, which matches Rust flate2 over miniz_oxide (maturin until
+    2025); ``flate2:LEVEL:8k|whole`` is zlib-ng driven like flate2 over zlib-rs (maturin since).
+    """
+
+    engine: str
+    level: int
+    mem_level: int = 8
+    strategy: int = 0
+    whole: bool = False
+
+    def __str__(self) -> str:
+        if self.engine == "cramjam":
+            return f"cramjam:{self.level}"
+        if self.engine == "flate2":
+            return f"flate2:{self.level}:{'whole' if self.whole else '8k'}"
+        return f"zlib:{self.level}:{self.mem_level}:{self.strategy}"
+
+    @classmethod
+    def parse(cls, text: str) -> Recipe:
+        """Read a recipe id as written in a patch; anything unknown is a format error."""
+        parts = text.split(":")
+        try:
+            if parts[0] == "zlib" and len(parts) == 4:
+                level, mem_level, strategy = (int(p) for p in parts[1:])
+                if level in _LEVELS and 1 <= mem_level <= 9 and 0 <= strategy <= 4:
+                    return cls("zlib", level, mem_level, strategy)
+            elif parts[0] == "cramjam" and len(parts) == 2 and int(parts[1]) in _LEVELS:
+                return cls("cramjam", int(parts[1]))
+            elif parts[0] == "flate2" and len(parts) == 3 and parts[2] in ("8k", "whole"):
+                level = int(parts[1])
+                if level in _LEVELS:
+                    return cls("flate2", level, whole=parts[2] == "whole")
+        except ValueError:
+            pass
+        raise PatchFormatError(f"unknown compression recipe {text!r}; a newer pipdelta may understand it")
+
+    def pieces(self, data: bytes) -> Iterator[bytes]:
+        """Yield the raw deflate stream for ``data`` in pieces, so a mismatch can stop it early."""
+        if self.engine == "cramjam":
+            yield self.compress(data)
+            return
+        if self.engine == "flate2":
+            yield from flate2.deflate_pieces(data, self.level, self.whole)
+            return
+        compressor = zlib.compressobj(self.level, zlib.DEFLATED, -15, self.mem_level, self.strategy)
+        view = memoryview(data)
+        for start in range(0, len(data), _PIECE):
+            yield compressor.compress(view[start : start + _PIECE])
+        yield compressor.flush()
+
+    def compress(self, data: bytes) -> bytes:
+        if self.engine == "zlib":
+            compressor = zlib.compressobj(self.level, zlib.DEFLATED, -15, self.mem_level, self.strategy)
+            return compressor.compress(data) + compressor.flush()
+        if self.engine == "cramjam":
+            return bytes(_cramjam_deflate().compress(data, level=self.level))
+        return b"".join(self.pieces(data))
+
+    def reproduces(self, data: bytes, target: bytes | memoryview) -> bool:
+        """True if compressing ``data`` gives exactly ``target``; stops at the first differing piece."""
+        target = memoryview(target)
+        position = 0
+        for piece in self.pieces(data):
+            end = position + len(piece)
+            if end > len(target) or target[position:end] != piece:
+                return False
+            position = end
+        return position == len(target)
+
+
+@functools.cache
+def _cramjam_deflate() -> Any:
+    try:
+        # The C backend's module itself: CRAMJAM_BACKEND must not swap the engine under a patch.
+        from cramjam.cramjam import deflate  # type: ignore[import-not-found]
+    except ImportError:
+        raise EngineMismatch("the cramjam package is not installed; `pip install cramjam`") from None
+    return deflate
+
+
+# The order divination tries them in, most common first: CPython's zipfile (setuptools, flit, hatchling,
+# poetry-core, meson-python, ...) writes zlib level 6; maturin writes flate2 over zlib-ng.
+CANDIDATES: tuple[Recipe, ...] = (
+    Recipe("zlib", 6),
+    Recipe("cramjam", 6),
+    Recipe("flate2", 6),
+    Recipe("flate2", 6, whole=True),
+    Recipe("zlib", 9),
+    *(Recipe("zlib", level) for level in (1, 2, 3, 4, 5, 7, 8)),
+    Recipe("zlib", 6, mem_level=9),
+    Recipe("zlib", 9, mem_level=9),
+    *(Recipe("cramjam", level) for level in (9, 1)),
+    *(Recipe("flate2", level, whole=whole) for level in (9, 1) for whole in (False, True)),
+)

@@ -1,0 +1,31 @@
+"""The errors pipdelta raises: each says what went wrong and what the user can do about it."""
+
+from __future__ import annotations
+
+
+class PipdeltaError(Exception):
+    """Base of every error pipdelta reports to a user as one line."""
+
+
+class InvalidWheel(PipdeltaError, ValueError):
+    """A file is not a wheel pipdelta can read (not a ZIP, bad name, broken layout)."""
+
+
+class PatchFormatError(PipdeltaError, ValueError):
+    """A patch is truncated, corrupt, of an unknown version or declares absurd sizes."""
+
+
+class SourceMismatch(PipdeltaError):
+    """The old content on this machine is not what the patch was made from."""
+
+
+class EngineMismatch(PipdeltaError):
+    """This machine's deflate engines do not reproduce what a patch asks for."""
+
+
+class ReconstructionFailed(PipdeltaError):
+    """The rebuilt wheel does not have the hash the patch promises; nothing was written."""
+
+
+class DistributionNotFound(PipdeltaError):
+    """No installed distribution of that name (or version) in the target environment."""

@@ -1,0 +1,35 @@
+"""The source blob: the old content a patch is diffed against, built the same way on both sides."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Sequence
+
+from pipdelta.format import gzmember
+from pipdelta.format.patchfile import Source
+
+# Installers rewrite RECORD (and its signatures), so they can never be a source read from installed files.
+NOT_SOURCES = ("RECORD", "RECORD.jws", "RECORD.p7s")
+
+
+def is_source_name(name: str) -> bool:
+    """True for a wheel member both an old wheel and its installed files can supply."""
+    head, _, tail = name.rpartition("/")
+    return not (head.endswith(".dist-info") and "/" not in head and tail in NOT_SOURCES)
+
+
+def record_row(name: str, content: bytes) -> bytes:
+    """The RECORD line a wheel builder writes for ``content``; new RECORDs repeat those of unchanged files."""
+    digest = base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=")
+    return b"%s,sha256=%s,%d\n" % (name.encode(), digest, len(content))
+
+
+def build(sources: Sequence[Source], contents: Sequence[bytes]) -> bytes:
+    """Each source as its name, a newline and its (expanded) content, then RECORD rows of all of them."""
+    parts: list[bytes] = []
+    for source, content in zip(sources, contents, strict=True):
+        parts += (source.name.encode(), b"\n")
+        parts.append(content if source.gz_size is None else gzmember.gunzip(content, source.gz_size))
+    parts += [record_row(source.name, content) for source, content in zip(sources, contents, strict=True)]
+    return b"".join(parts)

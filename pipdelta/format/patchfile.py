@@ -1,0 +1,253 @@
+"""The patch container: magic, version, a compressed JSON header and the differ's payload."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pipdelta.engines.recipes import Recipe
+from pipdelta.errors import PatchFormatError
+
+MAGIC = b"PIPDELTA"
+VERSION = 1
+_PREAMBLE = struct.Struct(">8sHI")
+MAX_HEADER = 64 << 20
+# Declared sizes above this are refused before anything is allocated (about twice the largest wheel on PyPI).
+MAX_DECLARED = int(os.environ.get("PIPDELTA_MAX_SIZE", 8 << 30))
+
+
+@dataclass(frozen=True)
+class WheelRef:
+    """A wheel named by its filename, pinned by its sha256 and size."""
+
+    filename: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Source:
+    """One member of the old wheel the patch reads: its name, size, and how it enters the source blob."""
+
+    name: str
+    size: int
+    gz_size: int | None = None  # the blob holds this gzip member's uncompressed content, of this size
+    first_line: bytes | None = None  # a ``#!python`` script's first line, which installers rewrite
+
+
+@dataclass(frozen=True)
+class Literal:
+    """The next ``size`` bytes of the target blob, written as they are (headers, raw member data)."""
+
+    size: int
+
+
+@dataclass(frozen=True)
+class Member:
+    """A member's data: its content compressed by ``recipe`` (None = stored).
+
+    The content is the next ``size`` bytes of the target blob (``source`` None), or source ``source``;
+    with ``gz`` = (header length, recipe) the blob holds a gzip header and the uncompressed content of a
+    gzip file, and the member's content is that file rebuilt.
+    """
+
+    recipe: Recipe | None
+    size: int = 0
+    source: int | None = None
+    gz: tuple[int, Recipe] | None = None
+
+
+@dataclass(frozen=True)
+class Copy:
+    """Data identical to old source ``source``'s compressed bytes; without the old wheel, ``recipe`` redoes it."""
+
+    source: int
+    recipe: Recipe | None
+
+
+Op = Literal | Member | Copy
+
+
+@dataclass(frozen=True)
+class PatchHeader:
+    """Everything the applier must know before it reads the payload."""
+
+    old: WheelRef
+    new: WheelRef
+    sources: tuple[Source, ...]
+    source_sha256: str
+    source_size: int
+    target_blob_size: int
+    differ: str
+    ops: tuple[Op, ...]
+    payload_size: int
+    payload_sha256: str
+
+    def recipes(self, *, copies: bool = True) -> frozenset[Recipe]:
+        """The engine recipes rebuilding the target needs (``copies``: also those of copied members)."""
+        found: set[Recipe] = set()
+        for op in self.ops:
+            if isinstance(op, Member) and op.gz is not None:
+                found.add(op.gz[1])
+            if (isinstance(op, Member) or (copies and isinstance(op, Copy))) and op.recipe is not None:
+                found.add(op.recipe)
+        return frozenset(found)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "old": vars(self.old),
+            "new": vars(self.new),
+            "sources": [_source_json(s) for s in self.sources],
+            "source_sha256": self.source_sha256,
+            "source_size": self.source_size,
+            "target_blob_size": self.target_blob_size,
+            "differ": self.differ,
+            "ops": [_op_json(op) for op in self.ops],
+            "payload_size": self.payload_size,
+            "payload_sha256": self.payload_sha256,
+        }
+
+
+def _source_json(source: Source) -> list[Any]:
+    entry: list[Any] = [source.name, source.size]
+    if source.gz_size is not None or source.first_line is not None:
+        entry.append(source.gz_size)
+    if source.first_line is not None:
+        entry.append(source.first_line.decode("latin-1"))
+    return entry
+
+
+def _op_json(op: Op) -> list[Any]:
+    if isinstance(op, Literal):
+        return ["lit", op.size]
+    if isinstance(op, Copy):
+        return ["copy", op.source, _recipe_json(op.recipe)]
+    content: list[Any]
+    if op.source is not None:
+        content = ["src", op.source]
+    elif op.gz is not None:
+        content = ["gz", op.size, op.gz[0], str(op.gz[1])]
+    else:
+        content = ["blob", op.size]
+    return ["mem", _recipe_json(op.recipe), content]
+
+
+def _recipe_json(recipe: Recipe | None) -> str | None:
+    return None if recipe is None else str(recipe)
+
+
+def write_patch(path: Path, header: PatchHeader, payload: bytes) -> None:
+    """Write the patch atomically: a reader sees the old file or the whole new one, never a torn one."""
+    body = zlib.compress(json.dumps(header.to_json(), separators=(",", ":")).encode(), 9)
+    atomic_write(path, [_PREAMBLE.pack(MAGIC, VERSION, len(body)), body, payload])
+
+
+def atomic_write(path: Path, chunks: list[bytes]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def read_patch(data: bytes) -> tuple[PatchHeader, memoryview]:
+    """Parse and check a whole patch; every inconsistency is a :class:`PatchFormatError`."""
+    if len(data) < _PREAMBLE.size or data[:8] != MAGIC:
+        raise PatchFormatError("not a pipdelta patch (bad magic)")
+    _, version, length = _PREAMBLE.unpack_from(data)
+    if version != VERSION:
+        raise PatchFormatError(f"patch format version {version}; this pipdelta reads version {VERSION}")
+    if length > MAX_HEADER or _PREAMBLE.size + length > len(data):
+        raise PatchFormatError("patch is truncated (header)")
+    try:
+        raw = zlib.decompressobj().decompress(data[_PREAMBLE.size : _PREAMBLE.size + length], MAX_HEADER)
+        header = _parse_header(json.loads(raw))
+    except (zlib.error, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        if isinstance(exc, PatchFormatError):
+            raise
+        raise PatchFormatError(f"corrupt patch header ({type(exc).__name__}: {exc})") from None
+    payload = memoryview(data)[_PREAMBLE.size + length :]
+    if len(payload) != header.payload_size:
+        raise PatchFormatError(f"patch is truncated: payload has {len(payload)} of {header.payload_size} bytes")
+    if hashlib.sha256(payload).hexdigest() != header.payload_sha256:
+        raise PatchFormatError("patch payload is corrupt (sha256 mismatch)")
+    return header, payload
+
+
+def _size(value: Any, what: str) -> int:
+    if type(value) is not int or not 0 <= value <= MAX_DECLARED:
+        raise PatchFormatError(f"patch declares an impossible {what}: {value!r}")
+    return value
+
+
+def _ref(obj: dict[str, Any]) -> WheelRef:
+    return WheelRef(str(obj["filename"]), str(obj["sha256"]), _size(obj["size"], "wheel size"))
+
+
+def _recipe(value: Any) -> Recipe | None:
+    return None if value is None else Recipe.parse(str(value))
+
+
+def _parse_source(entry: list[Any]) -> Source:
+    name = str(entry[0])
+    path = PurePosixPath(name)
+    if not name or path.is_absolute() or ".." in path.parts or "\\" in name or ":" in path.parts[0]:
+        raise PatchFormatError(f"patch names an unsafe source path {name!r}")
+    gz_size = _size(entry[2], "gzip size") if len(entry) > 2 and entry[2] is not None else None
+    first_line = str(entry[3]).encode("latin-1") if len(entry) > 3 else None
+    return Source(name, _size(entry[1], "source size"), gz_size, first_line)
+
+
+def _parse_op(entry: list[Any], sources: int) -> Op:
+    def source(value: Any) -> int:
+        if type(value) is not int or not 0 <= value < sources:
+            raise PatchFormatError(f"patch refers to a source that does not exist: {value!r}")
+        return value
+
+    kind = entry[0]
+    if kind == "lit":
+        return Literal(_size(entry[1], "literal size"))
+    if kind == "copy":
+        return Copy(source(entry[1]), _recipe(entry[2]))
+    if kind == "mem":
+        recipe, content = _recipe(entry[1]), entry[2]
+        if content[0] == "src":
+            return Member(recipe, source=source(content[1]))
+        if content[0] == "blob":
+            return Member(recipe, _size(content[1], "member size"))
+        if content[0] == "gz":
+            gz_recipe = Recipe.parse(str(content[3]))
+            return Member(recipe, _size(content[1], "member size"), gz=(_size(content[2], "header"), gz_recipe))
+    raise PatchFormatError(f"unknown patch operation {entry!r:.80}")
+
+
+def _parse_header(obj: dict[str, Any]) -> PatchHeader:
+    sources = tuple(_parse_source(entry) for entry in obj["sources"])
+    ops = tuple(_parse_op(entry, len(sources)) for entry in obj["ops"])
+    header = PatchHeader(
+        old=_ref(obj["old"]),
+        new=_ref(obj["new"]),
+        sources=sources,
+        source_sha256=str(obj["source_sha256"]),
+        source_size=_size(obj["source_size"], "source size"),
+        target_blob_size=_size(obj["target_blob_size"], "target blob size"),
+        differ=str(obj["differ"]),
+        ops=ops,
+        payload_size=_size(obj["payload_size"], "payload size"),
+        payload_sha256=str(obj["payload_sha256"]),
+    )
+    from_blob = sum(op.size for op in ops if isinstance(op, Literal) or (isinstance(op, Member) and op.source is None))
+    if from_blob != header.target_blob_size:
+        raise PatchFormatError("patch operations do not add up to the target blob it declares")
+    return header

@@ -1,0 +1,175 @@
+"""Make a patch from an old wheel to a new one, describing the new wheel by its uncompressed content."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipdelta.apply.applier import rebuild
+from pipdelta.differs import Differ
+from pipdelta.differs.bsdiff import Bsdiff
+from pipdelta.differs.zstd import ZstdPrefix
+from pipdelta.engines.recipes import Recipe
+from pipdelta.errors import ReconstructionFailed
+from pipdelta.format import blob, gzmember
+from pipdelta.format.patchfile import Copy, Literal, Member, Op, PatchHeader, Source, write_patch
+from pipdelta.format.wheelfile import WheelFile
+from pipdelta.format.ziplayout import STORED
+from pipdelta.make.bounded import run_with_timeout
+from pipdelta.make.divination import Diviner
+
+DIFFERS = ("auto", "bsdiff4", "zstd")
+# bsdiff4's suffix sort needs about 17 bytes per byte of old blob; above this it is not attempted.
+BSDIFF_MEMORY = 8 << 30
+
+
+@dataclass
+class MakeReport:
+    """What making one patch found: sizes, the differ chosen, and how each member was described."""
+
+    old: str
+    new: str
+    new_size: int
+    patch_size: int = 0
+    differ: str = ""
+    recipes: dict[str, int] = field(default_factory=dict)
+    raw_members: int = 0
+    raw_bytes: int = 0
+    copied_members: int = 0
+
+    @property
+    def ratio(self) -> float:
+        return self.patch_size / self.new_size if self.new_size else 0.0
+
+
+@dataclass
+class _Target:
+    """The new wheel taking shape as operations over a target blob."""
+
+    ops: list[Op] = field(default_factory=list)
+    parts: list[bytes] = field(default_factory=list)
+
+    def literal(self, data: bytes) -> None:
+        if self.ops and isinstance(self.ops[-1], Literal):
+            self.ops[-1] = Literal(self.ops[-1].size + len(data))
+        else:
+            self.ops.append(Literal(len(data)))
+        self.parts.append(data)
+
+    def member(self, op: Member, *data: bytes) -> None:
+        self.ops.append(op)
+        self.parts += data
+
+
+def _sources(old: WheelFile, diviner: Diviner) -> tuple[list[Source], list[bytes], list[bytes]]:
+    """The old members a patch may read, with their content and their compressed bytes."""
+    sources, contents, raws = [], [], []
+    for name, member in old.members_by_name().items():
+        if not blob.is_source_name(name):
+            continue
+        content = old.content(member)
+        first_line = None
+        if ".data/scripts/" in name and content.startswith(b"#!python"):
+            first_line = content[: content.find(b"\n") + 1] or content
+        sources.append(Source(name, len(content), _gzip_size(content, diviner), first_line))
+        contents.append(content)
+        raws.append(old.raw(member))
+    return sources, contents, raws
+
+
+def _gzip_split(content: bytes, diviner: Diviner) -> tuple[int, bytes, Recipe] | None:
+    """A gzip file whose deflate stream some recipe re-creates: (header length, content, recipe)."""
+    found = gzmember.split(content, 64 * len(content) + (1 << 20))
+    if found is None:
+        return None
+    start, inner = found
+    recipe = diviner.recipe_for(inner, content[start:-8])
+    return None if recipe is None else (start, inner, recipe)
+
+
+def _gzip_size(content: bytes, diviner: Diviner) -> int | None:
+    found = _gzip_split(content, diviner)
+    return None if found is None else len(found[1])
+
+
+def describe(old: WheelFile, new: WheelFile) -> tuple[list[Source], list[bytes], list[bytes], _Target, MakeReport]:
+    """The sources (with content and compressed bytes) and the target, each member tied to one or the other."""
+    diviner = Diviner()
+    sources, contents, raws = _sources(old, diviner)
+    by_hash = {hashlib.sha256(c).digest(): k for k, c in enumerate(contents)}
+    report = MakeReport(old.filename, new.filename, len(new.data))
+    target = _Target()
+    for offset, length, member in new.layout.pieces():
+        if member is None:
+            target.literal(new.data[offset : offset + length])
+            continue
+        content, compressed = new.content(member), new.raw(member)
+        recipe = None if member.method == STORED else diviner.recipe_for(content, compressed)
+        known = by_hash.get(hashlib.sha256(content).digest())
+        if known is not None and raws[known] == compressed:
+            target.ops.append(Copy(known, recipe))
+            report.copied_members += 1
+        elif recipe is None and member.method != STORED:
+            target.literal(compressed)
+            report.raw_members += 1
+            report.raw_bytes += len(compressed)
+        elif known is not None:
+            target.member(Member(recipe, source=known))
+        elif (gz := _gzip_split(content, diviner)) is not None:
+            start, inner, gz_recipe = gz
+            target.member(Member(recipe, start + len(inner), gz=(start, gz_recipe)), content[:start], inner)
+        else:
+            target.member(Member(recipe, len(content)), content)
+    report.recipes = dict(diviner.found)
+    return sources, contents, raws, target, report
+
+
+def _differs(name: str, old_size: int, seconds: float) -> list[tuple[Differ, float | None]]:
+    if name == "zstd":
+        return [(ZstdPrefix(), None)]
+    if name == "bsdiff4":
+        return [(Bsdiff(), None)]
+    candidates: list[tuple[Differ, float | None]] = [(ZstdPrefix(), None)]
+    if 17 * old_size <= BSDIFF_MEMORY:
+        candidates.insert(0, (Bsdiff(), seconds))
+    return candidates
+
+
+def make_patch(
+    old_path: Path, new_path: Path, out_path: Path, *, differ: str = "auto", bsdiff_seconds: float = 600
+) -> MakeReport:
+    """Write a patch that turns ``old_path`` into ``new_path`` byte for byte, checked by applying it."""
+    old, new = WheelFile.read(old_path), WheelFile.read(new_path)
+    sources, contents, raws, target, report = describe(old, new)
+    source_blob = blob.build(sources, contents)
+    target_blob = b"".join(target.parts)
+    best: tuple[str, bytes] | None = None
+    for candidate, seconds in _differs(differ, len(source_blob), bsdiff_seconds):
+
+        def work(d: Differ = candidate) -> bytes:
+            return d.diff(source_blob, target_blob)
+
+        payload = work() if seconds is None else run_with_timeout(work, seconds)
+        if payload is not None and (best is None or len(payload) < len(best[1])):
+            best = (candidate.name, payload)
+    assert best is not None  # zstd always runs, and never in a child
+    header = PatchHeader(
+        old=old.ref(),
+        new=new.ref(),
+        sources=tuple(sources),
+        source_sha256=hashlib.sha256(source_blob).hexdigest(),
+        source_size=len(source_blob),
+        target_blob_size=len(target_blob),
+        differ=best[0],
+        ops=tuple(target.ops),
+        payload_size=len(best[1]),
+        payload_sha256=hashlib.sha256(best[1]).hexdigest(),
+    )
+    rebuilt = rebuild(header, best[1], source_blob, raws, contents)
+    if rebuilt != new.data:
+        raise ReconstructionFailed(f"internal error: the patch for {new.filename} does not rebuild it exactly")
+    write_patch(out_path, header, best[1])
+    report.differ = best[0]
+    report.patch_size = out_path.stat().st_size
+    return report
