@@ -1,0 +1,95 @@
+"""``pipdelta diff|apply|info|engines``: the delta engine on the command line."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from pipdelta.errors import PipdeltaError
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from pipdelta.make.maker import make_patch
+
+    report = make_patch(args.old, args.new, args.output, differ=args.differ)
+    print(
+        f"{args.output}: {report.patch_size:,} bytes, {100 * report.ratio:.2f}% of {report.new} "
+        f"({report.new_size:,} bytes); differ {report.differ}, {report.copied_members} members copied, "
+        f"{report.raw_members} carried compressed"
+    )
+    return 0
+
+
+def _apply(args: argparse.Namespace) -> int:
+    from pipdelta.apply.applier import apply_patch
+    from pipdelta.apply.installed import InstalledDistribution
+    from pipdelta.apply.sources import InstalledSource, OldContent, WheelSource
+
+    source: OldContent
+    if args.old is not None:
+        source = WheelSource(args.old)
+    else:
+        source = InstalledSource(InstalledDistribution.find(args.installed, args.python))
+    patch = _read(args.patch)
+    path = apply_patch(patch, source, args.output, expected_sha256=args.sha256)
+    print(f"{path}: rebuilt and verified")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from pipdelta.format.patchfile import read_patch
+
+    header, _ = read_patch(_read(args.patch))
+    print(f"from     {header.old.filename}  sha256={header.old.sha256}")
+    print(f"to       {header.new.filename}  sha256={header.new.sha256}  ({header.new.size:,} bytes)")
+    print(f"differ   {header.differ}, payload {header.payload_size:,} bytes")
+    print(f"sources  {len(header.sources)} members of the old wheel ({header.source_size:,} bytes)")
+    print(f"engines  {', '.join(sorted(map(str, header.recipes()))) or 'none'}")
+    return 0
+
+
+def _engines(args: argparse.Namespace) -> int:
+    from pipdelta.engines import fingerprint
+    from pipdelta.engines.recipes import CANDIDATES
+
+    failing = 0
+    for recipe in CANDIDATES:
+        ok = fingerprint.reproduces(recipe)
+        failing += not ok
+        print(f"{recipe!s:16} {'ok' if ok else 'DIFFERS: patches that need it fall back to full downloads'}")
+    return 1 if failing else 0
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise PipdeltaError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def register(commands: Any) -> None:
+    """Add the engine's commands to the ``pipdelta`` parser."""
+    diff = commands.add_parser("diff", help="make a patch from an old wheel to a new one")
+    diff.add_argument("old", type=Path, metavar="OLD.whl")
+    diff.add_argument("new", type=Path, metavar="NEW.whl")
+    diff.add_argument("-o", "--output", type=Path, required=True, metavar="PATCH")
+    diff.add_argument("--differ", choices=("auto", "bsdiff4", "zstd"), default="auto")
+    diff.set_defaults(handler=_diff)
+
+    apply = commands.add_parser("apply", help="rebuild the new wheel from a patch and the old content")
+    apply.add_argument("patch", type=Path, metavar="PATCH")
+    old = apply.add_mutually_exclusive_group(required=True)
+    old.add_argument("--old", type=Path, metavar="OLD.whl", help="the old wheel")
+    old.add_argument("--installed", metavar="NAME", help="the old version's installed files")
+    apply.add_argument("--python", metavar="PYTHON", help="interpreter whose environment --installed reads")
+    apply.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.whl", help="file or folder")
+    apply.add_argument("--sha256", help="refuse unless the result has this sha256 (from the primary index)")
+    apply.set_defaults(handler=_apply)
+
+    info = commands.add_parser("info", help="show what a patch turns into what, and what it needs")
+    info.add_argument("patch", type=Path, metavar="PATCH")
+    info.set_defaults(handler=_info)
+
+    engines = commands.add_parser("engines", help="self-test this machine's deflate engines")
+    engines.set_defaults(handler=_engines)
