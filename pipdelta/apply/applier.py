@@ -27,7 +27,8 @@ def apply_patch(patch: bytes, source: OldContent, out: Path, *, expected_sha256:
     source.check(header.old)
     # Copies come from the old wheel's own bytes when it is here; no engine is involved then.
     fingerprint.check(header.recipes(copies=not source.has_raw))
-    contents = [source.read(s) for s in header.sources]
+    with ThreadPoolExecutor() as pool:  # inflating and hashing release the GIL
+        contents = list(pool.map(source.read, header.sources))
     source_blob = blob.build(header.sources, contents)
     if len(source_blob) != header.source_size or hashlib.sha256(source_blob).hexdigest() != header.source_sha256:
         raise SourceMismatch(f"the old content of {header.old.filename} differs from what the patch was made from")

@@ -69,8 +69,9 @@ class InstalledDistribution:
             "platlib": dist_info.parent,
             "scripts": paths["scripts"],
             "data": paths["data"],
-            # pip puts a wheel's headers under the environment's include/site folder.
-            "headers": paths["data"] / "include" / "site" / f"python{found['python']}" / name,
+            # pip puts a wheel's headers in include/site/pythonX.Y/<project>/; the spelling of <project>
+            # differs between pip versions, so path_of finds it in RECORD.
+            "headers": paths["data"] / "include" / "site" / f"python{found['python']}",
         }
         return cls(name, found["version"], dist_info, scheme)
 
@@ -82,9 +83,19 @@ class InstalledDistribution:
     def path_of(self, member: str) -> Path:
         """Where the installer put the wheel member ``member``."""
         parts = PurePosixPath(member).parts
+        if len(parts) > 2 and parts[0].endswith(".data") and parts[1] == "headers":
+            return self._header_path(parts[2:])
         if len(parts) > 2 and parts[0].endswith(".data") and parts[1] in self.scheme:
             return self.scheme[parts[1]].joinpath(*parts[2:])
         return self.dist_info.parent.joinpath(*parts)
+
+    def _header_path(self, rest: tuple[str, ...]) -> Path:
+        folder = Path(os.path.relpath(self.scheme["headers"], self.dist_info.parent))
+        for key in self._record:
+            path = Path(key)
+            if path.is_relative_to(folder) and path.relative_to(folder).parts[1:] == rest:
+                return self.dist_info.parent / path
+        return self.scheme["headers"].joinpath(*rest)
 
     def read_verified(self, member: str) -> bytes:
         """The installed file of ``member``, refused unless its sha256 is the one in RECORD."""

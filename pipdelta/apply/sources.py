@@ -23,12 +23,20 @@ class OldContent(abc.ABC):
     def check(self, old: WheelRef) -> None:
         """Raise :class:`SourceMismatch` unless this is the old version the patch was made from."""
 
-    @abc.abstractmethod
     def read(self, source: Source) -> bytes:
         """The member's content exactly as the old wheel holds it, verified."""
+        content = self._content(source)
+        if len(content) != source.size:
+            raise SourceMismatch(f"{source.name} here is not the file the old wheel holds")
+        return content
+
+    @abc.abstractmethod
+    def _content(self, source: Source) -> bytes:
+        """The member's content from this source, checked as far as this source can check it."""
 
     def raw(self, source: Source) -> bytes:
-        raise NotImplementedError
+        """The member's compressed bytes as the old wheel holds them; only where ``has_raw`` is True."""
+        raise NotImplementedError(f"{type(self).__name__} has no compressed bytes")
 
 
 class WheelSource(OldContent):
@@ -50,14 +58,14 @@ class WheelSource(OldContent):
         if hashlib.sha256(self.wheel.data).hexdigest() != old.sha256:
             raise SourceMismatch(f"{self.path} is not the wheel the patch was made from ({old.filename})")
 
-    def read(self, source: Source) -> bytes:
+    def _content(self, source: Source) -> bytes:
         return self.wheel.content(self._member(source))
 
     def raw(self, source: Source) -> bytes:
         return self.wheel.raw(self._member(source))
 
     def _member(self, source: Source) -> ZipMember:
-        member = self.wheel.members_by_name().get(source.name)
+        member = self.wheel.members_by_name.get(source.name)
         if member is None:
             raise SourceMismatch(f"{self.path} has no member {source.name!r}")
         return member
@@ -72,12 +80,10 @@ class InstalledSource(OldContent):
     def check(self, old: WheelRef) -> None:
         self.distribution.check_version(old.filename)
 
-    def read(self, source: Source) -> bytes:
+    def _content(self, source: Source) -> bytes:
         content = self.distribution.read_verified(source.name)
         if source.first_line is not None:
             # The installer replaced ``#!python`` by its interpreter's path; put the wheel's line back.
             newline = content.find(b"\n")
             content = source.first_line + (content[newline + 1 :] if newline >= 0 else b"")
-        if len(content) != source.size:
-            raise SourceMismatch(f"installed {source.name} is not the file the old wheel holds")
         return content

@@ -1,4 +1,4 @@
-"""bsdiff4's control, diff and extra streams, each compressed with zstd (smaller than bsdiff4's bz2)."""
+"""bsdiff4's control, diff and extra streams, each compressed with xz (smaller than bsdiff4's own bz2)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class Bsdiff:
 
     def diff(self, old: bytes, new: bytes) -> bytes:
         raw = bsdiff4.core.diff(old, new)
-        streams = [codec.compress(s) for s in raw]
+        streams = [codec.xz_compress(s) for s in raw]
         sizes = (*(len(s) for s in raw), *(len(s) for s in streams))
         return _SIZES.pack(*sizes) + b"".join(streams)
 
@@ -32,7 +32,7 @@ class Bsdiff:
             raise PatchFormatError("bsdiff4 payload declares impossible stream sizes")
         position, streams = _SIZES.size, []
         for what, length, packed in zip(("control", "diff", "extra"), raw[:3], raw[3:], strict=True):
-            streams.append(codec.decompress(payload[position : position + packed], length, f"bsdiff4 {what}"))
+            streams.append(codec.xz_decompress(payload[position : position + packed], length, f"bsdiff4 {what}"))
             position += packed
         if position != len(payload):
             raise PatchFormatError("bsdiff4 payload has trailing bytes")

@@ -19,8 +19,8 @@ MAGIC = b"PIPDELTA"
 VERSION = 1
 _PREAMBLE = struct.Struct(">8sHI")
 MAX_HEADER = 64 << 20
-# Declared sizes above this are refused before anything is allocated (about twice the largest wheel on PyPI).
-MAX_DECLARED = int(os.environ.get("PIPDELTA_MAX_SIZE", 8 << 30))
+# Declared sizes above this are refused before anything is allocated; PIPDELTA_MAX_SIZE raises it.
+MAX_DECLARED = int(os.environ.get("PIPDELTA_MAX_SIZE", 4 << 30))
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import zlib
@@ -62,6 +63,7 @@ class WheelFile:
             raise InvalidWheel(f"{self.filename}: {member.name!r} does not match its size and CRC")
         return content
 
+    @functools.cached_property
     def members_by_name(self) -> dict[str, Member]:
         """The first member of each name (a later duplicate never shadows it)."""
         found: dict[str, Member] = {}

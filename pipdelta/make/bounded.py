@@ -8,31 +8,43 @@ import tempfile
 from collections.abc import Callable
 
 
-def run_with_timeout(work: Callable[[], bytes], seconds: float) -> bytes | None:
-    """``work()``'s result, or None if it ran out of time or failed; without fork, run it in place."""
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return work()
-    context = multiprocessing.get_context("fork")
-    fd, path = tempfile.mkstemp(prefix="pipdelta-diff-")
-    os.close(fd)
-    try:
-        child = context.Process(target=_child, args=(work, path), daemon=True)
-        child.start()
-        child.join(seconds)
-        if child.is_alive():
-            child.kill()
-            child.join()
-            return None
-        if child.exitcode != 0:
-            return None
-        with open(path, "rb") as result:
-            return result.read()
-    finally:
-        os.unlink(path)
+class Background:
+    """``work()`` running in a forked child while the caller does something else.
+
+    The child inherits its inputs by fork (copy-on-write); only the result crosses back, through a file.
+    Where fork does not exist, the work runs in place when the result is asked for, without a time limit.
+    """
+
+    def __init__(self, work: Callable[[], bytes]) -> None:
+        self._work = work
+        self._child = None
+        if "fork" in multiprocessing.get_all_start_methods():
+            fd, self._path = tempfile.mkstemp(prefix="pipdelta-diff-")
+            os.close(fd)
+            context = multiprocessing.get_context("fork")
+            self._child = context.Process(target=_child, args=(work, self._path), daemon=True)
+            self._child.start()
+
+    def result(self, seconds: float) -> bytes | None:
+        """The result, or None if the work failed or was still running after ``seconds`` (it is then killed)."""
+        child = self._child
+        if child is None:
+            return self._work()
+        try:
+            child.join(seconds)
+            if child.is_alive():
+                child.kill()
+                child.join()
+                return None
+            if child.exitcode != 0:
+                return None
+            with open(self._path, "rb") as result:
+                return result.read()
+        finally:
+            os.unlink(self._path)
 
 
 def _child(work: Callable[[], bytes], path: str) -> None:
-    # The child inherits the blobs by fork (copy-on-write); only the result crosses back, through a file.
     data = work()
     with open(path, "wb") as out:
         out.write(data)

@@ -16,12 +16,13 @@ from pipdelta.format import blob, gzmember
 from pipdelta.format.patchfile import Copy, Literal, Member, Op, PatchHeader, Source, write_patch
 from pipdelta.format.wheelfile import WheelFile
 from pipdelta.format.ziplayout import STORED
-from pipdelta.make.bounded import run_with_timeout
+from pipdelta.make.bounded import Background
 from pipdelta.make.divination import Diviner
 
 DIFFERS = ("auto", "bsdiff4", "zstd")
 # bsdiff4's suffix sort needs about 17 bytes per byte of old blob; above this it is not attempted.
 BSDIFF_MEMORY = 8 << 30
+ZSTD_AUTO_LIMIT = 16 << 20
 
 
 @dataclass
@@ -65,7 +66,7 @@ class _Target:
 def _sources(old: WheelFile, diviner: Diviner) -> tuple[list[Source], list[bytes], list[bytes]]:
     """The old members a patch may read, with their content and their compressed bytes."""
     sources, contents, raws = [], [], []
-    for name, member in old.members_by_name().items():
+    for name, member in old.members_by_name.items():
         if not blob.is_source_name(name):
             continue
         content = old.content(member)
@@ -125,15 +126,25 @@ def describe(old: WheelFile, new: WheelFile) -> tuple[list[Source], list[bytes],
     return sources, contents, raws, target, report
 
 
-def _differs(name: str, old_size: int, seconds: float) -> list[tuple[Differ, float | None]]:
-    if name == "zstd":
-        return [(ZstdPrefix(), None)]
-    if name == "bsdiff4":
-        return [(Bsdiff(), None)]
-    candidates: list[tuple[Differ, float | None]] = [(ZstdPrefix(), None)]
-    if 17 * old_size <= BSDIFF_MEMORY:
-        candidates.insert(0, (Bsdiff(), seconds))
-    return candidates
+def _payload(differ: str, source_blob: bytes, target_blob: bytes, seconds: float) -> tuple[str, bytes]:
+    """The differ's name and payload: the one asked for, or under "auto" the smaller of those worth running."""
+    bsdiff, zstd = Bsdiff(), ZstdPrefix()
+    if differ != "auto":
+        chosen: Differ = bsdiff if differ == bsdiff.name else zstd
+        return chosen.name, chosen.diff(source_blob, target_blob)
+    if 17 * len(source_blob) > BSDIFF_MEMORY:
+        return zstd.name, zstd.diff(source_blob, target_blob)
+    job = Background(lambda: bsdiff.diff(source_blob, target_blob))
+    # zstd wins on small, text-heavy wheels; on large ones bsdiff4 wins and zstd -19 would only add time.
+    candidates = []
+    if len(source_blob) <= ZSTD_AUTO_LIMIT:
+        candidates.append((zstd.name, zstd.diff(source_blob, target_blob)))
+    payload = job.result(seconds)
+    if payload is not None:
+        candidates.append((bsdiff.name, payload))
+    elif not candidates:  # bsdiff4 ran out of time (or failed): zstd is the fallback
+        candidates.append((zstd.name, zstd.diff(source_blob, target_blob)))
+    return min(candidates, key=lambda candidate: len(candidate[1]))
 
 
 def make_patch(
@@ -144,16 +155,7 @@ def make_patch(
     sources, contents, raws, target, report = describe(old, new)
     source_blob = blob.build(sources, contents)
     target_blob = b"".join(target.parts)
-    best: tuple[str, bytes] | None = None
-    for candidate, seconds in _differs(differ, len(source_blob), bsdiff_seconds):
-
-        def work(d: Differ = candidate) -> bytes:
-            return d.diff(source_blob, target_blob)
-
-        payload = work() if seconds is None else run_with_timeout(work, seconds)
-        if payload is not None and (best is None or len(payload) < len(best[1])):
-            best = (candidate.name, payload)
-    assert best is not None  # zstd always runs, and never in a child
+    best = _payload(differ, source_blob, target_blob, bsdiff_seconds)
     header = PatchHeader(
         old=old.ref(),
         new=new.ref(),

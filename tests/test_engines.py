@@ -1,0 +1,54 @@
+"""The deflate engines: recipes parse strictly, fingerprints vouch for this machine, divination finds them."""
+
+from __future__ import annotations
+
+import zlib
+
+import pytest
+
+from pipdelta.engines import fingerprint
+from pipdelta.engines.recipes import CANDIDATES, Recipe
+from pipdelta.errors import EngineMismatch, PatchFormatError
+from pipdelta.make.divination import Diviner
+
+
+@pytest.mark.parametrize("recipe", CANDIDATES, ids=str)
+def test_every_candidate_passes_its_fingerprint_here(recipe: Recipe) -> None:
+    assert fingerprint.reproduces(recipe)
+    assert Recipe.parse(str(recipe)) == recipe
+
+
+@pytest.mark.parametrize("text", ["zlib:6:8", "zlib:10:8:0", "zlib:6:0:0", "flate2:6:4k", "cramjam:x", "brotli:5", ""])
+def test_malformed_recipes_are_format_errors(text: str) -> None:
+    with pytest.raises(PatchFormatError, match="unknown compression recipe"):
+        Recipe.parse(text)
+
+
+def test_recipe_without_fingerprint_is_an_engine_mismatch() -> None:
+    with pytest.raises(EngineMismatch, match="zlib:4:9:1"):
+        fingerprint.check([Recipe("zlib", 6), Recipe("zlib", 4, 9, 1)])
+
+
+def test_fingerprints_tell_engines_apart() -> None:
+    digests = {r: fingerprint.EXPECTED[str(r)] for r in CANDIDATES}
+    assert len(set(digests.values())) >= len(CANDIDATES) - 1  # flate2 at level 9: 8k and whole agree here
+
+
+def test_reproduces_rejects_near_misses() -> None:
+    data = b"some text that repeats, some text that repeats " * 500
+    target = Recipe("zlib", 6).compress(data)
+    assert Recipe("zlib", 6).reproduces(data, target)
+    assert not Recipe("zlib", 6).reproduces(data, target[:-1])
+    assert not Recipe("zlib", 6).reproduces(data, target + b"\0")
+    assert not Recipe("zlib", 1).reproduces(data, target)
+
+
+def test_divination_prefers_what_worked_before() -> None:
+    diviner = Diviner()
+    data = bytes(range(256)) * 300
+    level9 = zlib.compressobj(9, zlib.DEFLATED, -15)
+    target = level9.compress(data) + level9.flush()
+    found = diviner.recipe_for(data, target)
+    assert found is not None and found.reproduces(data, target)
+    assert diviner.recipe_for(b"x", b"not deflate at all") is None
+    assert diviner.missed == 1
