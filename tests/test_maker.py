@@ -34,6 +34,11 @@ def test_background_reports_failure_as_none() -> None:
     assert Background(broken).result(30) is None
 
 
+def test_background_enforces_its_memory_limit() -> None:
+    assert Background(lambda: bytes(1 << 30), memory=64 << 20).result(60) is None
+    assert Background(lambda: bytes(1 << 20), memory=64 << 20).result(60) == bytes(1 << 20)
+
+
 def test_zstd_takes_over_when_bsdiff_runs_out_of_time(tmp_path: Path, roundtrip, monkeypatch) -> None:
     monkeypatch.setattr(maker, "ZSTD_AUTO_LIMIT", 0)  # as for a large wheel: zstd is not tried up front
     old = build_wheel(tmp_path, "pkg", "1.0", {"pkg/a.py": module_text(1, 3000)})

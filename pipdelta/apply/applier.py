@@ -24,9 +24,9 @@ def apply_patch(patch: bytes, source: OldContent, out: Path, *, expected_sha256:
     header, payload = read_patch(patch)
     if expected_sha256 is not None and header.new.sha256 != expected_sha256.lower():
         raise PatchFormatError(f"the patch makes {header.new.filename} with another sha256 than expected")
-    source.check(header.old)
     # Copies come from the old wheel's own bytes when it is here; no engine is involved then.
     fingerprint.check(header.recipes(copies=not source.has_raw))
+    source.check(header.old)
     with ThreadPoolExecutor() as pool:  # inflating and hashing release the GIL
         contents = list(pool.map(source.read, header.sources))
     source_blob = blob.build(header.sources, contents)

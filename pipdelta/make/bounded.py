@@ -1,4 +1,4 @@
-"""Run a differ in a forked child with a time limit: bsdiff4 has inputs that run for hours."""
+"""Run a differ in a forked child with time and memory limits: bsdiff4 has inputs that run for hours."""
 
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ class Background:
     Where fork does not exist, the work runs in place when the result is asked for, without a time limit.
     """
 
-    def __init__(self, work: Callable[[], bytes]) -> None:
+    def __init__(self, work: Callable[[], bytes], memory: int | None = None) -> None:
         self._work = work
         self._child = None
         if "fork" in multiprocessing.get_all_start_methods():
             fd, self._path = tempfile.mkstemp(prefix="pipdelta-diff-")
             os.close(fd)
             context = multiprocessing.get_context("fork")
-            self._child = context.Process(target=_child, args=(work, self._path), daemon=True)
+            self._child = context.Process(target=_child, args=(work, self._path, memory), daemon=True)
             self._child.start()
 
     def result(self, seconds: float) -> bytes | None:
@@ -44,7 +44,24 @@ class Background:
             os.unlink(self._path)
 
 
-def _child(work: Callable[[], bytes], path: str) -> None:
+def _child(work: Callable[[], bytes], path: str, memory: int | None) -> None:
+    if memory is not None:
+        _limit_memory(memory)
     data = work()
     with open(path, "wb") as out:
         out.write(data)
+
+
+def _limit_memory(extra: int) -> None:
+    """Let this process grow by at most ``extra`` bytes of address space (where the OS says how big it is)."""
+    try:
+        import resource
+
+        with open("/proc/self/statm") as statm:
+            size = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (ImportError, OSError, ValueError):
+        return
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = size + extra
+    if hard == resource.RLIM_INFINITY or limit < hard:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))

@@ -134,7 +134,7 @@ def _payload(differ: str, source_blob: bytes, target_blob: bytes, seconds: float
         return chosen.name, chosen.diff(source_blob, target_blob)
     if 17 * len(source_blob) > BSDIFF_MEMORY:
         return zstd.name, zstd.diff(source_blob, target_blob)
-    job = Background(lambda: bsdiff.diff(source_blob, target_blob))
+    job = Background(lambda: bsdiff.diff(source_blob, target_blob), memory=BSDIFF_MEMORY)
     # zstd wins on small, text-heavy wheels; on large ones bsdiff4 wins and zstd -19 would only add time.
     candidates = []
     if len(source_blob) <= ZSTD_AUTO_LIMIT:
