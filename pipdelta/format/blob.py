@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from pipdelta.format import gzmember
 from pipdelta.format.patchfile import Source
@@ -31,5 +32,6 @@ def build(sources: Sequence[Source], contents: Sequence[bytes]) -> bytes:
     for source, content in zip(sources, contents, strict=True):
         parts += (source.name.encode(), b"\n")
         parts.append(content if source.gz_size is None else gzmember.gunzip(content, source.gz_size))
-    parts += [record_row(source.name, content) for source, content in zip(sources, contents, strict=True)]
+    with ThreadPoolExecutor() as pool:  # hashlib releases the GIL: hash the sources side by side
+        parts += pool.map(record_row, [source.name for source in sources], contents)
     return b"".join(parts)
