@@ -27,11 +27,12 @@ def record_row(name: str, content: bytes) -> bytes:
 
 
 def build(sources: Sequence[Source], contents: Sequence[bytes]) -> bytes:
-    """Each source as its name, a newline and its (expanded) content, then RECORD rows of all of them."""
+    """Each source's name and a newline, then its (expanded) content if ``in_blob``; then RECORD rows of all."""
     parts: list[bytes] = []
     for source, content in zip(sources, contents, strict=True):
         parts += (source.name.encode(), b"\n")
-        parts.append(content if source.gz_size is None else gzmember.gunzip(content, source.gz_size))
+        if source.in_blob:
+            parts.append(content if source.gz_size is None else gzmember.gunzip(content, source.gz_size))
     with ThreadPoolExecutor() as pool:  # hashlib releases the GIL: hash the sources side by side
         parts += pool.map(record_row, [source.name for source in sources], contents)
     return b"".join(parts)

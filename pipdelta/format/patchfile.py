@@ -40,6 +40,7 @@ class Source:
     size: int
     gz_size: int | None = None  # the blob holds this gzip member's uncompressed content, of this size
     first_line: bytes | None = None  # a ``#!python`` script's first line, which installers rewrite
+    in_blob: bool = True  # False: a new member has this very content; only its name enters the blob
 
 
 @dataclass(frozen=True)
@@ -116,12 +117,14 @@ class PatchHeader:
 
 
 def _source_json(source: Source) -> list[Any]:
-    entry: list[Any] = [source.name, source.size]
-    if source.gz_size is not None or source.first_line is not None:
-        entry.append(source.gz_size)
+    extra: dict[str, Any] = {}
+    if source.gz_size is not None:
+        extra["gz"] = source.gz_size
     if source.first_line is not None:
-        entry.append(source.first_line.decode("latin-1"))
-    return entry
+        extra["line"] = source.first_line.decode("latin-1")
+    if not source.in_blob:
+        extra["content"] = False
+    return [source.name, source.size, extra] if extra else [source.name, source.size]
 
 
 def _op_json(op: Op) -> list[Any]:
@@ -204,9 +207,10 @@ def _parse_source(entry: list[Any]) -> Source:
     path = PurePosixPath(name)
     if not name or path.is_absolute() or ".." in path.parts or "\\" in name or ":" in path.parts[0]:
         raise PatchFormatError(f"patch names an unsafe source path {name!r}")
-    gz_size = _size(entry[2], "gzip size") if len(entry) > 2 and entry[2] is not None else None
-    first_line = str(entry[3]).encode("latin-1") if len(entry) > 3 else None
-    return Source(name, _size(entry[1], "source size"), gz_size, first_line)
+    extra = entry[2] if len(entry) > 2 else {}
+    gz_size = _size(extra["gz"], "gzip size") if "gz" in extra else None
+    first_line = str(extra["line"]).encode("latin-1") if "line" in extra else None
+    return Source(name, _size(entry[1], "source size"), gz_size, first_line, extra.get("content", True) is not False)
 
 
 def _parse_op(entry: list[Any], sources: int) -> Op:

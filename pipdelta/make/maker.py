@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pipdelta.apply.applier import rebuild
@@ -63,7 +63,7 @@ class _Target:
         self.parts += data
 
 
-def _sources(old: WheelFile, diviner: Diviner) -> tuple[list[Source], list[bytes], list[bytes]]:
+def _sources(old: WheelFile) -> tuple[list[Source], list[bytes], list[bytes]]:
     """The old members a patch may read, with their content and their compressed bytes."""
     sources, contents, raws = [], [], []
     for name, member in old.members_by_name.items():
@@ -73,10 +73,20 @@ def _sources(old: WheelFile, diviner: Diviner) -> tuple[list[Source], list[bytes
         first_line = None
         if ".data/scripts/" in name and content.startswith(b"#!python"):
             first_line = content[: content.find(b"\n") + 1] or content
-        sources.append(Source(name, len(content), _gzip_size(content, diviner), first_line))
+        sources.append(Source(name, len(content), first_line=first_line))
         contents.append(content)
         raws.append(old.raw(member))
     return sources, contents, raws
+
+
+def _in_blob(sources: list[Source], contents: list[bytes], ops: list[Op], diviner: Diviner) -> list[Source]:
+    """Only content no new member repeats enters the blob (a diff rarely reads a file that did not change);
+    gzip files there enter uncompressed when a recipe re-creates them."""
+    repeated = {op.source for op in ops if isinstance(op, Copy | Member) and op.source is not None}
+    return [
+        replace(source, in_blob=False) if k in repeated else replace(source, gz_size=_gzip_size(content, diviner))
+        for k, (source, content) in enumerate(zip(sources, contents, strict=True))
+    ]
 
 
 def _gzip_split(content: bytes, diviner: Diviner) -> tuple[int, bytes, Recipe] | None:
@@ -97,7 +107,7 @@ def _gzip_size(content: bytes, diviner: Diviner) -> int | None:
 def describe(old: WheelFile, new: WheelFile) -> tuple[list[Source], list[bytes], list[bytes], _Target, MakeReport]:
     """The sources (with content and compressed bytes) and the target, each member tied to one or the other."""
     diviner = Diviner()
-    sources, contents, raws = _sources(old, diviner)
+    sources, contents, raws = _sources(old)
     by_hash = {hashlib.sha256(c).digest(): k for k, c in enumerate(contents)}
     report = MakeReport(old.filename, new.filename, len(new.data))
     target = _Target()
@@ -122,6 +132,7 @@ def describe(old: WheelFile, new: WheelFile) -> tuple[list[Source], list[bytes],
             target.member(Member(recipe, start + len(inner), gz=(start, gz_recipe)), content[:start], inner)
         else:
             target.member(Member(recipe, len(content)), content)
+    sources = _in_blob(sources, contents, target.ops, diviner)
     report.recipes = dict(diviner.found)
     return sources, contents, raws, target, report
 
