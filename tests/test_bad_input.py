@@ -129,9 +129,21 @@ def test_path_tricks_in_source_names(pair: tuple[Path, Path, bytes], tmp_path: P
         lambda h: h["ops"].append(["teleport", 1]),
         lambda h: h.update(differ="courgette"),
         lambda h: h.pop("ops"),
+        lambda h: [op.__setitem__(slice(3, None), [10**6]) for op in h["ops"] if op[0] in ("mem", "copy")],
+        lambda h: h["ops"].extend([["dir", 0], ["dir", 0]]),
         lambda h: h.update(sources="nope"),
     ],
-    ids=["ops-do-not-add-up", "missing-source", "unknown-recipe", "unknown-op", "unknown-differ", "no-ops", "junk"],
+    ids=[
+        "ops-do-not-add-up",
+        "missing-source",
+        "unknown-recipe",
+        "unknown-op",
+        "unknown-differ",
+        "no-ops",
+        "header-outside-literal",
+        "two-directories",
+        "junk",
+    ],
 )
 def test_inconsistent_headers(pair: tuple[Path, Path, bytes], tmp_path: Path, change) -> None:  # type: ignore[no-untyped-def]
     fails(rewrite(pair[2], change), pair[0], tmp_path, PatchFormatError)

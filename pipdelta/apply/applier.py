@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,8 +13,9 @@ from pipdelta.apply.sources import OldContent
 from pipdelta.engines import fingerprint
 from pipdelta.engines.recipes import Recipe
 from pipdelta.errors import PatchFormatError, ReconstructionFailed, SourceMismatch
-from pipdelta.format import blob, gzmember
-from pipdelta.format.patchfile import Copy, Literal, PatchHeader, atomic_write, read_patch
+from pipdelta.format import blob, fields, gzmember
+from pipdelta.format.fields import Placed
+from pipdelta.format.patchfile import Copy, Literal, Member, PatchHeader, Raw, atomic_write, read_patch
 
 
 def apply_patch(patch: bytes, source: OldContent, out: Path, *, expected_sha256: str | None = None) -> Path:
@@ -51,22 +53,34 @@ def rebuild(
     """The target wheel's bytes; ``raws`` are the old members' compressed bytes, when the old wheel is here."""
     target_blob = differs.get(header.differ).patch(source_blob, bytes(payload), header.target_blob_size)
     with ThreadPoolExecutor() as pool:  # zlib, cramjam and ctypes release the GIL while they compress
-        return b"".join(pool.map(lambda job: job(), _jobs(header, target_blob, raws, contents)))
+        pieces = list(pool.map(lambda job: job(), _jobs(header, target_blob, raws, contents)))
+    placed, directory, position = [], None, 0
+    for op, (data, crc, size) in zip(header.ops, pieces, strict=True):
+        if isinstance(op, Literal) and op.directory:
+            directory = (position, position + len(data))
+        elif isinstance(op, Raw):
+            placed.append(Placed(position, 0, 0, 0, 0))
+        elif isinstance(op, Member | Copy):
+            placed.append(Placed(position, op.header, crc, len(data), size))
+        position += len(data)
+    wheel = bytearray(b"".join(data for data, _, _ in pieces))
+    fields.toggle(wheel, placed, directory)
+    return bytes(wheel)
 
 
 def _jobs(
     header: PatchHeader, target_blob: bytes, raws: Sequence[bytes] | None, contents: Sequence[bytes]
 ) -> Iterator[_Job]:
-    """One callable per piece of the target, in file order; each returns that piece's bytes."""
+    """One callable per op, in file order; each returns that piece's bytes (and its content's CRC and size)."""
     view = memoryview(target_blob)
     position = 0
     for op in header.ops:
-        if isinstance(op, Literal):
-            yield _Job(bytes(view[position : position + op.size]))
+        if isinstance(op, Literal | Raw):
+            yield _Job(bytes(view[position : position + op.size]), verbatim=True)
             position += op.size
         elif isinstance(op, Copy):
             if raws is not None:
-                yield _Job(raws[op.source])
+                yield _Job(contents[op.source], data=raws[op.source])
             elif op.recipe is None:
                 raise SourceMismatch(
                     f"{header.sources[op.source].name} can only be copied from the old wheel {header.old.filename}"
@@ -83,20 +97,29 @@ def _jobs(
 
 
 class _Job:
-    """Compress ``content`` with ``recipe`` (after wrapping it as a gzip file when ``gz`` says so)."""
+    """A member's data: ``content`` compressed with ``recipe`` (after wrapping it as a gzip file when ``gz``
+    says so), or ``data`` when it is known already; ``verbatim`` bytes are no member's and pass as they are."""
 
     def __init__(
         self,
         content: bytes,
         recipe: Recipe | None = None,
         gz: tuple[int, Recipe] | None = None,
+        *,
+        data: bytes | None = None,
+        verbatim: bool = False,
     ) -> None:
-        self.content, self.recipe, self.gz = content, recipe, gz
+        self.content, self.recipe, self.gz, self.data, self.verbatim = content, recipe, gz, data, verbatim
 
-    def __call__(self) -> bytes:
+    def __call__(self) -> tuple[bytes, int, int]:
         content = self.content
+        if self.verbatim:
+            return content, 0, 0
         if self.gz is not None:
             start, inner_recipe = self.gz
             inner = content[start:]
             content = content[:start] + inner_recipe.compress(inner) + gzmember.trailer(inner)
-        return content if self.recipe is None else self.recipe.compress(content)
+        data = self.data
+        if data is None:
+            data = content if self.recipe is None else self.recipe.compress(content)
+        return data, zlib.crc32(content), len(content)

@@ -45,7 +45,16 @@ class Source:
 
 @dataclass(frozen=True)
 class Literal:
-    """The next ``size`` bytes of the target blob, written as they are (headers, raw member data)."""
+    """The next ``size`` bytes of the target blob: headers and gaps (``directory``: the central directory
+    and what follows it), their data-determined fields toggled (see :mod:`pipdelta.format.fields`)."""
+
+    size: int
+    directory: bool = False
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A member's data that no recipe re-creates: the next ``size`` bytes of the target blob, as they are."""
 
     size: int
 
@@ -63,6 +72,7 @@ class Member:
     size: int = 0
     source: int | None = None
     gz: tuple[int, Recipe] | None = None
+    header: int = 0  # length of the local header that ends where the data starts (0: not toggled)
 
 
 @dataclass(frozen=True)
@@ -71,9 +81,10 @@ class Copy:
 
     source: int
     recipe: Recipe | None
+    header: int = 0
 
 
-Op = Literal | Member | Copy
+Op = Literal | Raw | Member | Copy
 
 
 @dataclass(frozen=True)
@@ -129,9 +140,12 @@ def _source_json(source: Source) -> list[Any]:
 
 def _op_json(op: Op) -> list[Any]:
     if isinstance(op, Literal):
-        return ["lit", op.size]
+        return ["dir" if op.directory else "lit", op.size]
+    if isinstance(op, Raw):
+        return ["raw", op.size]
+    header = [op.header] if op.header else []
     if isinstance(op, Copy):
-        return ["copy", op.source, _recipe_json(op.recipe)]
+        return ["copy", op.source, _recipe_json(op.recipe), *header]
     content: list[Any]
     if op.source is not None:
         content = ["src", op.source]
@@ -139,7 +153,7 @@ def _op_json(op: Op) -> list[Any]:
         content = ["gz", op.size, op.gz[0], str(op.gz[1])]
     else:
         content = ["blob", op.size]
-    return ["mem", _recipe_json(op.recipe), content]
+    return ["mem", _recipe_json(op.recipe), content, *header]
 
 
 def _recipe_json(recipe: Recipe | None) -> str | None:
@@ -220,20 +234,37 @@ def _parse_op(entry: list[Any], sources: int) -> Op:
         return value
 
     kind = entry[0]
-    if kind == "lit":
-        return Literal(_size(entry[1], "literal size"))
+    if kind in ("lit", "dir"):
+        return Literal(_size(entry[1], "literal size"), directory=kind == "dir")
+    if kind == "raw":
+        return Raw(_size(entry[1], "raw member size"))
     if kind == "copy":
-        return Copy(source(entry[1]), _recipe(entry[2]))
+        return Copy(source(entry[1]), _recipe(entry[2]), _header(entry, 3))
     if kind == "mem":
-        recipe, content = _recipe(entry[1]), entry[2]
+        recipe, content, header = _recipe(entry[1]), entry[2], _header(entry, 3)
         if content[0] == "src":
-            return Member(recipe, source=source(content[1]))
+            return Member(recipe, source=source(content[1]), header=header)
         if content[0] == "blob":
-            return Member(recipe, _size(content[1], "member size"))
+            return Member(recipe, _size(content[1], "member size"), header=header)
         if content[0] == "gz":
-            gz_recipe = Recipe.parse(str(content[3]))
-            return Member(recipe, _size(content[1], "member size"), gz=(_size(content[2], "header"), gz_recipe))
+            gz = (_size(content[2], "header"), Recipe.parse(str(content[3])))
+            return Member(recipe, _size(content[1], "member size"), gz=gz, header=header)
     raise PatchFormatError(f"unknown patch operation {entry!r:.80}")
+
+
+def _header(entry: list[Any], index: int) -> int:
+    return _size(entry[index], "local header length") if len(entry) > index else 0
+
+
+def _check_toggles(ops: tuple[Op, ...]) -> None:
+    """A toggled local header must lie inside the literal just before its member; one directory at most."""
+    for before, op in zip((None, *ops), ops, strict=False):
+        if not isinstance(op, Member | Copy) or not op.header:
+            continue
+        if not isinstance(before, Literal) or before.directory or not 30 <= op.header <= before.size:
+            raise PatchFormatError("patch places a local header outside the bytes before its member")
+    if sum(isinstance(op, Literal) and op.directory for op in ops) > 1:
+        raise PatchFormatError("patch has more than one central directory")
 
 
 def _parse_header(obj: dict[str, Any]) -> PatchHeader:
@@ -251,7 +282,10 @@ def _parse_header(obj: dict[str, Any]) -> PatchHeader:
         payload_size=_size(obj["payload_size"], "payload size"),
         payload_sha256=str(obj["payload_sha256"]),
     )
-    from_blob = sum(op.size for op in ops if isinstance(op, Literal) or (isinstance(op, Member) and op.source is None))
+    _check_toggles(ops)
+    from_blob = sum(
+        op.size for op in ops if isinstance(op, Literal | Raw) or (isinstance(op, Member) and op.source is None)
+    )
     if from_blob != header.target_blob_size:
         raise PatchFormatError("patch operations do not add up to the target blob it declares")
     return header

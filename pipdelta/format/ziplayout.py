@@ -25,6 +25,7 @@ class Member:
     method: int
     crc: int
     size: int
+    header_offset: int
     data_offset: int
     data_size: int
 
@@ -39,6 +40,7 @@ class Layout:
 
     size: int
     members: tuple[Member, ...]
+    directory_offset: int | None  # where the central directory starts
 
     def pieces(self) -> Iterator[tuple[int, int, Member | None]]:
         """Yield ``(offset, length, member)`` covering the file; ``member`` is None for literal bytes."""
@@ -69,7 +71,15 @@ def read_layout(archive: zipfile.ZipFile, fp: BinaryIO, size: int) -> Layout:
         if data_offset + info.compress_size > size:
             raise InvalidWheel(f"{info.filename!r}: member data runs past the end of the file")
         members.append(
-            Member(info.filename, info.compress_type, info.CRC, info.file_size, data_offset, info.compress_size)
+            Member(
+                info.filename,
+                info.compress_type,
+                info.CRC,
+                info.file_size,
+                info.header_offset,
+                data_offset,
+                info.compress_size,
+            )
         )
     members.sort(key=lambda m: m.data_offset)
     disjoint: list[Member] = []
@@ -77,7 +87,8 @@ def read_layout(archive: zipfile.ZipFile, fp: BinaryIO, size: int) -> Layout:
         # Overlapping data (a trick of zip bombs) is left as literal bytes rather than described twice.
         if not disjoint or member.data_offset >= disjoint[-1].data_end:
             disjoint.append(member)
-    return Layout(size, tuple(disjoint))
+    directory = getattr(archive, "start_dir", None)  # set by zipfile when it read the central directory
+    return Layout(size, tuple(disjoint), directory if isinstance(directory, int) else None)
 
 
 def open_wheel(fp: BinaryIO, label: str) -> zipfile.ZipFile:

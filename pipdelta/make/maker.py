@@ -12,10 +12,12 @@ from pipdelta.differs.bsdiff import Bsdiff
 from pipdelta.differs.zstd import ZstdPrefix
 from pipdelta.engines.recipes import Recipe
 from pipdelta.errors import ReconstructionFailed
-from pipdelta.format import blob, gzmember
-from pipdelta.format.patchfile import Copy, Literal, Member, Op, PatchHeader, Source, write_patch
+from pipdelta.format import blob, fields, gzmember
+from pipdelta.format.fields import Placed
+from pipdelta.format.patchfile import Copy, Literal, Member, Op, PatchHeader, Raw, Source, write_patch
 from pipdelta.format.wheelfile import WheelFile
 from pipdelta.format.ziplayout import STORED
+from pipdelta.format.ziplayout import Member as ZipMember
 from pipdelta.make.bounded import Background
 from pipdelta.make.divination import Diviner
 
@@ -49,18 +51,35 @@ class _Target:
     """The new wheel taking shape as operations over a target blob."""
 
     ops: list[Op] = field(default_factory=list)
-    parts: list[bytes] = field(default_factory=list)
+    parts: list[bytes | range] = field(default_factory=list)  # a range: those bytes of the toggled wheel
+    placed: list[Placed] = field(default_factory=list)
+    directory: tuple[int, int] | None = None
 
-    def literal(self, data: bytes) -> None:
-        if self.ops and isinstance(self.ops[-1], Literal):
-            self.ops[-1] = Literal(self.ops[-1].size + len(data))
+    def literal(self, start: int, end: int, directory: bool = False) -> None:
+        last = self.ops[-1] if self.ops else None
+        if isinstance(last, Literal) and not last.directory and not directory:
+            self.ops[-1] = Literal(last.size + end - start)
         else:
-            self.ops.append(Literal(len(data)))
-        self.parts.append(data)
+            self.ops.append(Literal(end - start, directory))
+        if directory:
+            self.directory = (start, end)
+        self.parts.append(range(start, end))
 
-    def member(self, op: Member, *data: bytes) -> None:
+    def header_before(self, member: ZipMember) -> int:
+        """The local header's length if it lies in the literal just before the member's data, else 0."""
+        length, last = member.data_offset - member.header_offset, self.ops[-1] if self.ops else None
+        fits = isinstance(last, Literal) and not last.directory and 30 <= length <= last.size
+        return length if fits else 0
+
+    def member(self, op: Member | Copy | Raw, placed: Placed, *data: bytes) -> None:
         self.ops.append(op)
+        self.placed.append(placed)
         self.parts += data
+
+    def blob(self, wheel: bytes) -> bytes:
+        toggled = bytearray(wheel)
+        fields.toggle(toggled, self.placed, self.directory)
+        return b"".join(toggled[p.start : p.stop] if isinstance(p, range) else p for p in self.parts)
 
 
 def _sources(old: WheelFile) -> tuple[list[Source], list[bytes], list[bytes]]:
@@ -111,27 +130,37 @@ def describe(old: WheelFile, new: WheelFile) -> tuple[list[Source], list[bytes],
     by_hash = {hashlib.sha256(c).digest(): k for k, c in enumerate(contents)}
     report = MakeReport(old.filename, new.filename, len(new.data))
     target = _Target()
+    directory = new.layout.directory_offset
     for offset, length, member in new.layout.pieces():
+        end = offset + length
         if member is None:
-            target.literal(new.data[offset : offset + length])
+            if directory is not None and offset <= directory < end:
+                if directory > offset:
+                    target.literal(offset, directory)
+                target.literal(directory, end, directory=True)
+            else:
+                target.literal(offset, end)
             continue
         content, compressed = new.content(member), new.raw(member)
         recipe = None if member.method == STORED else diviner.recipe_for(content, compressed)
         known = by_hash.get(hashlib.sha256(content).digest())
+        header = target.header_before(member)
+        placed = Placed(member.data_offset, header, member.crc, len(compressed), len(content))
         if known is not None and raws[known] == compressed:
-            target.ops.append(Copy(known, recipe))
+            target.member(Copy(known, recipe, header), placed)
             report.copied_members += 1
         elif recipe is None and member.method != STORED:
-            target.literal(compressed)
+            target.member(Raw(len(compressed)), Placed(member.data_offset, 0, 0, 0, 0), compressed)
             report.raw_members += 1
             report.raw_bytes += len(compressed)
         elif known is not None:
-            target.member(Member(recipe, source=known))
+            target.member(Member(recipe, source=known, header=header), placed)
         elif (gz := _gzip_split(content, diviner)) is not None:
             start, inner, gz_recipe = gz
-            target.member(Member(recipe, start + len(inner), gz=(start, gz_recipe)), content[:start], inner)
+            op = Member(recipe, start + len(inner), gz=(start, gz_recipe), header=header)
+            target.member(op, placed, content[:start], inner)
         else:
-            target.member(Member(recipe, len(content)), content)
+            target.member(Member(recipe, len(content), header=header), placed, content)
     sources = _in_blob(sources, contents, target.ops, diviner)
     report.recipes = dict(diviner.found)
     return sources, contents, raws, target, report
@@ -165,7 +194,7 @@ def make_patch(
     old, new = WheelFile.read(old_path), WheelFile.read(new_path)
     sources, contents, raws, target, report = describe(old, new)
     source_blob = blob.build(sources, contents)
-    target_blob = b"".join(target.parts)
+    target_blob = target.blob(new.data)
     best = _payload(differ, source_blob, target_blob, bsdiff_seconds)
     header = PatchHeader(
         old=old.ref(),
