@@ -23,6 +23,7 @@ def files(version: int) -> dict[str, bytes]:
         "demo_pkg/__init__.py": f"__version__ = '{version}'\n".encode(),
         "demo_pkg/core.py": module_text(version % 2, 800),
         "demo_pkg/models/api.json.gz": gzip.compress(MODEL + b"%d\n" % version, mtime=version),
+        "demo_pkg/models/static.json.gz": gzip.compress(MODEL, mtime=version),  # only the mtime changes
         f"demo_pkg-{version}.0.data/scripts/demo-tool": b"#!python\nimport demo_pkg\nprint(demo_pkg.__version__)\n",
         f"demo_pkg-{version}.0.data/data/share/demo_pkg/notes.txt": b"notes\n" * 50,
         f"demo_pkg-{version}.0.data/headers/demo.h": b"#define DEMO 1\n",

@@ -99,6 +99,13 @@ def test_gzip_members_are_diffed_uncompressed(tmp_path: Path, roundtrip) -> None
     assert roundtrip(old, new) < 1500
 
 
+def test_gzip_files_whose_header_alone_changed_cost_only_the_header(tmp_path: Path, roundtrip) -> None:
+    models = {f"bc/m{i}.json.gz": b'{"shape%d": "String"},\n' % i * 3000 for i in range(5)}
+    old = build_wheel(tmp_path, "bc", "1.0", {n: gzip.compress(m, mtime=1) for n, m in models.items()})
+    new = build_wheel(tmp_path, "bc", "1.1", {n: gzip.compress(m, mtime=2) for n, m in models.items()})
+    assert roundtrip(old, new) < 1200
+
+
 def test_gzip_files_no_engine_re_creates_still_rebuild(tmp_path: Path, roundtrip) -> None:
     def odd_gzip(data: bytes, mtime: int) -> bytes:
         compressor = zlib.compressobj(6, zlib.DEFLATED, -10)

@@ -88,11 +88,13 @@ def _jobs(
             else:
                 yield _Job(contents[op.source], op.recipe)
         else:
-            if op.source is not None:
+            content = bytes(view[position : position + op.size])
+            position += op.size
+            if op.source is not None and op.gz is not None:  # a gzip header from the blob, content from a source
+                source = header.sources[op.source]
+                content += gzmember.gunzip(contents[op.source], source.gz_size or 0)
+            elif op.source is not None:
                 content = contents[op.source]
-            else:
-                content = bytes(view[position : position + op.size])
-                position += op.size
             yield _Job(content, op.recipe, op.gz)
 
 

@@ -63,9 +63,10 @@ class Raw:
 class Member:
     """A member's data: its content compressed by ``recipe`` (None = stored).
 
-    The content is the next ``size`` bytes of the target blob (``source`` None), or source ``source``;
-    with ``gz`` = (header length, recipe) the blob holds a gzip header and the uncompressed content of a
-    gzip file, and the member's content is that file rebuilt.
+    The content is the next ``size`` bytes of the target blob (``source`` None), or source ``source``'s.
+    With ``gz`` = (header length, recipe) the member is a gzip file rebuilt from a gzip header and its
+    uncompressed content: both the next ``size`` bytes of the target blob, or (``source`` set) the header
+    from the blob and the uncompressed content of gzip source ``source``.
     """
 
     recipe: Recipe | None
@@ -147,10 +148,12 @@ def _op_json(op: Op) -> list[Any]:
     if isinstance(op, Copy):
         return ["copy", op.source, _recipe_json(op.recipe), *header]
     content: list[Any]
-    if op.source is not None:
-        content = ["src", op.source]
-    elif op.gz is not None:
+    if op.gz is not None:
         content = ["gz", op.size, op.gz[0], str(op.gz[1])]
+        if op.source is not None:
+            content.append(op.source)
+    elif op.source is not None:
+        content = ["src", op.source]
     else:
         content = ["blob", op.size]
     return ["mem", _recipe_json(op.recipe), content, *header]
@@ -227,9 +230,9 @@ def _parse_source(entry: list[Any]) -> Source:
     return Source(name, _size(entry[1], "source size"), gz_size, first_line, extra.get("content", True) is not False)
 
 
-def _parse_op(entry: list[Any], sources: int) -> Op:
+def _parse_op(entry: list[Any], sources: tuple[Source, ...]) -> Op:
     def source(value: Any) -> int:
-        if type(value) is not int or not 0 <= value < sources:
+        if type(value) is not int or not 0 <= value < len(sources):
             raise PatchFormatError(f"patch refers to a source that does not exist: {value!r}")
         return value
 
@@ -248,7 +251,10 @@ def _parse_op(entry: list[Any], sources: int) -> Op:
             return Member(recipe, _size(content[1], "member size"), header=header)
         if content[0] == "gz":
             gz = (_size(content[2], "header"), Recipe.parse(str(content[3])))
-            return Member(recipe, _size(content[1], "member size"), gz=gz, header=header)
+            inner = source(content[4]) if len(content) > 4 else None
+            if inner is not None and (sources[inner].gz_size is None or gz[0] != content[1]):
+                raise PatchFormatError("patch rebuilds a gzip file from a source that is no gzip file")
+            return Member(recipe, _size(content[1], "member size"), source=inner, gz=gz, header=header)
     raise PatchFormatError(f"unknown patch operation {entry!r:.80}")
 
 
@@ -269,7 +275,7 @@ def _check_toggles(ops: tuple[Op, ...]) -> None:
 
 def _parse_header(obj: dict[str, Any]) -> PatchHeader:
     sources = tuple(_parse_source(entry) for entry in obj["sources"])
-    ops = tuple(_parse_op(entry, len(sources)) for entry in obj["ops"])
+    ops = tuple(_parse_op(entry, sources) for entry in obj["ops"])
     header = PatchHeader(
         old=_ref(obj["old"]),
         new=_ref(obj["new"]),
@@ -283,9 +289,7 @@ def _parse_header(obj: dict[str, Any]) -> PatchHeader:
         payload_sha256=str(obj["payload_sha256"]),
     )
     _check_toggles(ops)
-    from_blob = sum(
-        op.size for op in ops if isinstance(op, Literal | Raw) or (isinstance(op, Member) and op.source is None)
-    )
+    from_blob = sum(op.size for op in ops if isinstance(op, Literal | Raw | Member))
     if from_blob != header.target_blob_size:
         raise PatchFormatError("patch operations do not add up to the target blob it declares")
     return header

@@ -98,14 +98,29 @@ def _sources(old: WheelFile) -> tuple[list[Source], list[bytes], list[bytes]]:
     return sources, contents, raws
 
 
-def _in_blob(sources: list[Source], contents: list[bytes], ops: list[Op], diviner: Diviner) -> list[Source]:
+def _in_blob(
+    sources: list[Source], contents: list[bytes], inners: dict[int, int], ops: list[Op], diviner: Diviner
+) -> list[Source]:
     """Only content no new member repeats enters the blob (a diff rarely reads a file that did not change);
-    gzip files there enter uncompressed when a recipe re-creates them."""
+    gzip files there enter uncompressed when a recipe re-creates them. ``inners``: gzip sources a new gzip
+    file repeats the content of, with that content's size."""
     repeated = {op.source for op in ops if isinstance(op, Copy | Member) and op.source is not None}
     return [
-        replace(source, in_blob=False) if k in repeated else replace(source, gz_size=_gzip_size(content, diviner))
+        replace(source, in_blob=False, gz_size=inners.get(k))
+        if k in repeated
+        else replace(source, gz_size=_gzip_size(content, diviner))
         for k, (source, content) in enumerate(zip(sources, contents, strict=True))
     ]
+
+
+def _gzip_contents(sources: list[Source], contents: list[bytes]) -> dict[bytes, tuple[int, int]]:
+    """For each gzip source, sha256 of its uncompressed content -> (source index, size)."""
+    found = {}
+    for k, (source, content) in enumerate(zip(sources, contents, strict=True)):
+        split = gzmember.split(content, 64 * len(content) + (1 << 20)) if source.name.endswith(".gz") else None
+        if split is not None:
+            found[hashlib.sha256(split[1]).digest()] = (k, len(split[1]))
+    return found
 
 
 def _gzip_split(content: bytes, diviner: Diviner) -> tuple[int, bytes, Recipe] | None:
@@ -128,6 +143,7 @@ def describe(old: WheelFile, new: WheelFile) -> tuple[list[Source], list[bytes],
     diviner = Diviner()
     sources, contents, raws = _sources(old)
     by_hash = {hashlib.sha256(c).digest(): k for k, c in enumerate(contents)}
+    old_inners, inners = _gzip_contents(sources, contents), {}
     report = MakeReport(old.filename, new.filename, len(new.data))
     target = _Target()
     directory = new.layout.directory_offset
@@ -157,11 +173,17 @@ def describe(old: WheelFile, new: WheelFile) -> tuple[list[Source], list[bytes],
             target.member(Member(recipe, source=known, header=header), placed)
         elif (gz := _gzip_split(content, diviner)) is not None:
             start, inner, gz_recipe = gz
-            op = Member(recipe, start + len(inner), gz=(start, gz_recipe), header=header)
-            target.member(op, placed, content[:start], inner)
+            same = old_inners.get(hashlib.sha256(inner).digest())
+            if same is not None:  # only the gzip header changed (botocore's models: the mtime)
+                inners[same[0]] = same[1]
+                op = Member(recipe, start, source=same[0], gz=(start, gz_recipe), header=header)
+                target.member(op, placed, content[:start])
+            else:
+                op = Member(recipe, start + len(inner), gz=(start, gz_recipe), header=header)
+                target.member(op, placed, content[:start], inner)
         else:
             target.member(Member(recipe, len(content), header=header), placed, content)
-    sources = _in_blob(sources, contents, target.ops, diviner)
+    sources = _in_blob(sources, contents, inners, target.ops, diviner)
     report.recipes = dict(diviner.found)
     return sources, contents, raws, target, report
 
