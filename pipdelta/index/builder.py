@@ -17,7 +17,7 @@ from pipdelta.errors import PipdeltaError
 from pipdelta.index import files
 from pipdelta.index.jobs import JobResult, PatchFacts, inspect, make_delta, too_large
 from pipdelta.index.mirror import MirrorWheel, groups, scan
-from pipdelta.index.model import DeltaEntry, IndexFormatError, ProjectIndex, WheelEntry
+from pipdelta.index.model import DeltaEntry, IndexFormatError, ProjectIndex
 from pipdelta.index.plan import Job, plan
 from pipdelta.index.progress import Progress
 from pipdelta.index.schedule import Call, Scheduler
@@ -78,8 +78,7 @@ class _Project:
 
     def add(self, job: Job, facts: PatchFacts) -> None:
         url = f"{files.PATCHES}/{job.patch_name}"
-        old, new = (WheelEntry(w.filename, w.sha256, w.size) for w in (job.old.entry, job.new.entry))
-        self.deltas[url] = DeltaEntry(old, new, url, facts.size, facts.sha256, facts.format, facts.engines)
+        self.deltas[url] = facts.entry(job.old.entry, job.new.entry, url)
 
     def reusable(self, job: Job, max_ratio: float) -> PatchFacts | None:
         """The facts of this job's patch if a previous run left it complete and still wanted."""
