@@ -43,6 +43,7 @@ class BuildSummary:
     seconds: float = 0.0
     peak_job_memory: int = 0
     warnings: list[str] = field(default_factory=list)
+    jobs: list[tuple[str, JobResult]] = field(default_factory=list)  # each delta tried: its patch name, outcome
 
     @property
     def ratio(self) -> float:
@@ -224,6 +225,7 @@ def _result(job: Job, future: concurrent.futures.Future[JobResult]) -> JobResult
 
 def _record(summary: BuildSummary, state: BuildState, project: _Project, job: Job, result: JobResult) -> None:
     summary.input_bytes += job.input_bytes
+    summary.jobs.append((job.patch_name, result))
     summary.peak_job_memory = max(summary.peak_job_memory, result.peak_memory)
     if result.facts is not None:
         project.add(job, result.facts)
