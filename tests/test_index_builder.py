@@ -61,10 +61,13 @@ def test_rerun_does_only_new_work_and_prunes_what_left(tmp_path: Path) -> None:
 
     release(source, "demo", "2.1")
     (source / "demo-1.0-cp311-cp311-linux_x86_64.whl").unlink()
+    (source / "solo-0.1-py3-none-any.whl").unlink()
     third = build_index(source, index, keep=1, jobs=2)
     assert (third.made, third.reused) == (1, 3)
     assert ("demo-2.0-py3-none-any.whl", "demo-2.1-py3-none-any.whl") in _pairs(_deltas(index, "demo"))
     assert not (index / "demo" / "patches" / "demo-1.0-cp311-cp311-linux_x86_64--1.1.pdelta").exists()
+    assert json.loads((index / "index.json").read_text())["projects"] == ["demo"]
+    assert not (index / "solo" / "deltas.json").exists()
 
 
 def test_a_killed_build_resumes_from_the_patches_it_finished(tmp_path: Path) -> None:

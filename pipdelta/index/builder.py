@@ -6,6 +6,7 @@ import concurrent.futures
 import contextlib
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from pipdelta.errors import PipdeltaError
 from pipdelta.index import files
 from pipdelta.index.jobs import JobResult, PatchFacts, inspect, make_delta, too_large
 from pipdelta.index.mirror import MirrorWheel, groups, scan
-from pipdelta.index.model import DeltaEntry, IndexFormatError, ProjectIndex
+from pipdelta.index.model import PROJECT_FILE, DeltaEntry, IndexFormatError, ProjectIndex
 from pipdelta.index.plan import Job, plan
 from pipdelta.index.progress import Progress
 from pipdelta.index.schedule import Call, Scheduler
@@ -198,9 +199,18 @@ def build_index(
                 state.save(out)
                 last_save = time.monotonic()
     files.write_json(out / files.ROOT_FILE, files.root_json(list(projects)))
+    _forget_gone(out, set(projects))
     state.save(out)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _forget_gone(out: Path, projects: set[NormalizedName]) -> None:
+    """Remove the files of projects that have no wheels left in the mirror (after index.json dropped them)."""
+    for listed in out.glob(f"*/{PROJECT_FILE}"):
+        if listed.parent.name not in projects:
+            shutil.rmtree(listed.parent / files.PATCHES, ignore_errors=True)
+            listed.unlink()
 
 
 def _work(out: Path, max_ratio: float) -> Callable[[Job], Call[JobResult]]:

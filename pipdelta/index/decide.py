@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +34,7 @@ class Decision:
             return 0
         return sum(p.size for p in self.patches) if self.patches else self.target.size
 
-    def to_json(self, patch_url: Any) -> dict[str, Any]:
+    def to_json(self, patch_url: Callable[[DeltaEntry], str]) -> dict[str, Any]:
         """The response entry; ``patch_url(delta)`` turns a delta's relative URL into an absolute one."""
         if self.status != "upgrade" or self.target is None:
             out: dict[str, Any] = {"status": self.status, "version": str(self.version)}

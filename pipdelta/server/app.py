@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import urllib.parse
@@ -99,14 +100,17 @@ class IndexApp:
         headers = [("Content-Type", found.content_type), ("ETag", found.etag), ("Cache-Control", "max-age=300")]
         if found.etag in environ.get("HTTP_IF_NONE_MATCH", ""):
             return "304 Not Modified", headers, []
+        headers.append(("Content-Length", str(found.size)))
+        if method == "HEAD":
+            return "200 OK", headers, []
         try:
             stream = found.path.open("rb")
         except OSError:
             raise HttpError("404 Not Found", "no such file in this index") from None
-        if method == "GET" and found.path.suffix == ".pdelta":
+        if found.path.suffix == ".pdelta":
             self._count_patch(path, found.size)
         wrapper = environ.get("wsgi.file_wrapper", _chunks)
-        return "200 OK", [*headers, ("Content-Length", str(found.size))], wrapper(stream, 1 << 16)
+        return "200 OK", headers, wrapper(stream, 1 << 16)
 
     def _count_patch(self, path: str, size: int) -> None:
         parts = [p for p in path.split("/") if p]
@@ -133,7 +137,7 @@ class IndexApp:
         answers = {}
         for item in query.installed:
             decision = self._decide(item, query)
-            answers[item.name] = decision.to_json(lambda d, name=item.name: _absolute(base, name, d))
+            answers[item.name] = decision.to_json(functools.partial(_absolute, base, item.name))
             kind_of = f"answers_upgrade_{decision.path}" if decision.status == "upgrade" else "answers_other"
             self.stats.add(**{kind_of: 1})
         self.stats.add(queries=1)
