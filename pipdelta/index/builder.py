@@ -124,8 +124,14 @@ def _executor(given: concurrent.futures.Executor | None, jobs: int) -> Iterator[
     if given is not None:
         yield given
         return
-    with concurrent.futures.ProcessPoolExecutor(jobs) as pool:
+    pool = concurrent.futures.ProcessPoolExecutor(jobs)
+    try:
         yield pool
+    except BaseException:
+        # Stopped (Ctrl-C, a dead worker): do not wait for the jobs in flight; their patches are atomic.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def build_index(
@@ -168,8 +174,41 @@ def build_index(
     projects = {name: _Project(out, name, members) for name, members in by_name.items()}
     summary.projects = len(projects)
 
-    todo: list[Job] = []
-    for job in plan(by_group, keep):
+    todo = _todo(plan(by_group, keep), projects, state, max_ratio, summary)
+    slots = jobs or os.cpu_count() or 1
+    budget = memory if memory is not None else (None if executor else _default_budget())
+    last_save = time.monotonic()
+    try:
+        with Progress(len(todo), enabled=progress) as bar, _executor(executor, slots) as pool:
+            scheduler: Scheduler[Job, JobResult] = Scheduler(pool, slots, budget)
+            for job, future in scheduler.run(todo, _work(out, max_ratio), lambda j: j.memory):
+                project = projects[job.project]
+                _record(summary, state, project, job, _result(job, future))
+                bar.advance(job.new.entry.filename)
+                project.waiting -= 1
+                if not project.waiting:
+                    project.publish()
+                if time.monotonic() - last_save > SAVE_EVERY:
+                    state.save(out)
+                    last_save = time.monotonic()
+        files.write_json(out / files.ROOT_FILE, files.root_json(list(projects)))
+        _forget_gone(out, set(projects))
+    finally:
+        state.save(out)  # even when stopped: what was learnt about skipped deltas and hashes is kept
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _todo(
+    planned: list[Job],
+    projects: dict[NormalizedName, _Project],
+    state: BuildState,
+    max_ratio: float,
+    summary: BuildSummary,
+) -> list[Job]:
+    """The planned jobs still to do; the others are reused, and projects with nothing to do are published."""
+    todo = []
+    for job in planned:
         project = projects[job.project]
         facts = project.reusable(job, max_ratio)
         if facts is not None:
@@ -181,28 +220,7 @@ def build_index(
     for project in projects.values():
         if not project.waiting:
             project.publish()
-
-    slots = jobs or os.cpu_count() or 1
-    budget = memory if memory is not None else (None if executor else _default_budget())
-    last_save = time.monotonic()
-    with Progress(len(todo), enabled=progress) as bar, _executor(executor, slots) as pool:
-        scheduler: Scheduler[Job, JobResult] = Scheduler(pool, slots, budget)
-        for job, future in scheduler.run(todo, _work(out, max_ratio), lambda j: j.memory):
-            result = _result(job, future)
-            _record(summary, state, projects[job.project], job, result)
-            bar.advance(job.new.entry.filename)
-            project = projects[job.project]
-            project.waiting -= 1
-            if not project.waiting:
-                project.publish()
-            if time.monotonic() - last_save > SAVE_EVERY:
-                state.save(out)
-                last_save = time.monotonic()
-    files.write_json(out / files.ROOT_FILE, files.root_json(list(projects)))
-    _forget_gone(out, set(projects))
-    state.save(out)
-    summary.seconds = time.perf_counter() - started
-    return summary
+    return todo
 
 
 def _forget_gone(out: Path, projects: set[NormalizedName]) -> None:

@@ -79,10 +79,12 @@ class OnDemandCatalog:
             if time.monotonic() - self._failed.get(key, -RETRY_FAILED) < RETRY_FAILED:
                 return None
             future = self._jobs.get(key)
+            created = future is None
             if future is None:
                 future = self._threads.submit(self._build, name, old, new)
                 self._jobs[key] = future
-                future.add_done_callback(lambda done: self._finished(key, done))
+        if created:  # outside the lock: a future already done runs its callback right here
+            future.add_done_callback(lambda done: self._finished(key, done))
         try:
             return future.result(timeout=self.wait)
         except concurrent.futures.TimeoutError:
