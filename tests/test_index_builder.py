@@ -7,6 +7,9 @@ import hashlib
 import json
 import logging
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ from mirrorfactory import mirror, release, unrelated
 from pipdelta import WheelSource, apply_patch
 from pipdelta.index.builder import build_index
 from pipdelta.index.files import read_project
+from pipdelta.index.jobs import inspect
 from pipdelta.index.model import ProjectIndex
 
 
@@ -154,3 +158,22 @@ def test_cli_builds_with_an_executor_from_an_option(tmp_path: Path, capsys: pyte
     assert "cannot load executor" in capsys.readouterr().err
     assert main([*argv, "--executor", "builtins:object"]) == 1
     assert "not a concurrent.futures.Executor" in capsys.readouterr().err
+
+
+def test_sigkill_mid_build_leaves_no_torn_file_and_a_rerun_finishes(tmp_path: Path) -> None:
+    source, index = tmp_path / "mirror", tmp_path / "index"
+    source.mkdir()
+    for minor in range(12):
+        release(source, "many", f"1.{minor}")
+    command = [sys.executable, "-m", "pipdelta", "index", "build", str(source), "-o", str(index), "-j", "1", "-q"]
+    build = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while build.poll() is None and not list(index.glob("many/patches/*.pdelta")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    build.kill()
+    build.wait()
+    for patch in index.glob("many/patches/*.pdelta"):
+        inspect(patch)  # whole patches only: each one was renamed into place complete
+    resumed = build_index(source, index, jobs=2)
+    assert resumed.made + resumed.reused == 3 * 12 - 6 and resumed.failed == 0
+    assert len(_deltas(index, "many").deltas) == 30
