@@ -107,3 +107,14 @@ def test_a_slow_delta_is_answered_full_now_and_served_when_ready(on_demand: tupl
             break
         time.sleep(0.05)
     assert query(base, [have("other", "1.0")])["other"]["path"] == "delta"
+
+
+def test_an_unreachable_upstream_is_a_502_with_a_message(tmp_path: Path) -> None:
+    catalog = OnDemandCatalog("http://127.0.0.1:9/simple", tmp_path / "cache", jobs=1)
+    try:
+        with running(IndexApp(catalog, log=JsonLog(io.StringIO()))) as base:
+            body = json.dumps({"meta": {"api-version": "1.0"}, "installed": [have("demo", "1.0")]}).encode()
+            status, _, data = request(f"{base}/query", body, {"Content-Type": "application/json"})
+    finally:
+        catalog.close()
+    assert status == 502 and "cannot reach upstream" in json.loads(data)["error"]

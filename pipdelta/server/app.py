@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+import traceback
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -20,6 +21,7 @@ from pipdelta.server.catalog import Catalog
 from pipdelta.server.logs import JsonLog
 from pipdelta.server.static import StaticFile, resolve
 from pipdelta.server.stats import Stats
+from pipdelta.server.upstream import UpstreamError
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -62,8 +64,18 @@ class IndexApp:
             self.stats.add(bad_requests=exc.status.startswith("4"))
             status, headers, body = exc.status, exc.headers, [_json({"error": str(exc)})]
             headers = [("Content-Type", "application/json"), *headers]
+        except Exception as exc:  # a bug or a failing disk: one logged event and a 500, never a hang
+            self.log.event(
+                "error",
+                method=method,
+                path=path,
+                error=f"{type(exc).__name__}: {exc}",
+                traceback=traceback.format_exc(),
+            )
+            status, body = "500 Internal Server Error", [_json({"error": "internal error (logged on the server)"})]
+            headers = [("Content-Type", "application/json")]
         length = next((int(v) for k, v in headers if k == "Content-Length"), None)
-        if length is None and isinstance(body, list):
+        if length is None and isinstance(body, list) and not status.startswith("304"):
             length = sum(map(len, body))
             headers = [*headers, ("Content-Length", str(length))]
         start_response(status, headers)
@@ -136,7 +148,10 @@ class IndexApp:
         base = self.base_url or _request_base(environ)
         answers = {}
         for item in query.installed:
-            decision = self._decide(item, query)
+            try:
+                decision = self._decide(item, query)
+            except UpstreamError as exc:
+                raise HttpError("502 Bad Gateway", str(exc)) from None
             answers[item.name] = decision.to_json(functools.partial(_absolute, base, item.name))
             kind_of = f"answers_upgrade_{decision.path}" if decision.status == "upgrade" else "answers_other"
             self.stats.add(**{kind_of: 1})
