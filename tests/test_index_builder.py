@@ -6,7 +6,9 @@ import concurrent.futures
 import hashlib
 import json
 import logging
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -177,3 +179,24 @@ def test_sigkill_mid_build_leaves_no_torn_file_and_a_rerun_finishes(tmp_path: Pa
     resumed = build_index(source, index, jobs=2)
     assert resumed.made + resumed.reused == 3 * 12 - 6 and resumed.failed == 0
     assert len(_deltas(index, "many").deltas) == 30
+
+
+def test_a_worker_killed_mid_job_stops_the_build_with_advice_and_a_rerun_resumes(tmp_path: Path) -> None:
+    from pipdelta.errors import PipdeltaError
+
+    source, index = tmp_path / "mirror", tmp_path / "index"
+    source.mkdir()
+    for minor in range(8):
+        release(source, "many", f"1.{minor}")
+    pool = concurrent.futures.ProcessPoolExecutor(1)
+    with concurrent.futures.ThreadPoolExecutor(1) as runner:
+        build = runner.submit(build_index, source, index, keep=1, executor=pool)
+        while not build.done() and not list(index.glob("many/patches/*.pdelta")):
+            time.sleep(0.01)
+        for process in list(pool._processes.values()):  # as the kernel's OOM killer would
+            os.kill(process.pid, signal.SIGKILL)
+        with pytest.raises(PipdeltaError, match=r"worker died .* run again to resume"):
+            build.result()
+    pool.shutdown()
+    resumed = build_index(source, index, keep=1, jobs=2)
+    assert resumed.reused >= 1 and resumed.made + resumed.reused == 7

@@ -242,7 +242,7 @@ def _work(out: Path, max_ratio: float) -> Callable[[Job], Call[JobResult]]:
 def _result(job: Job, future: concurrent.futures.Future[JobResult]) -> JobResult:
     try:
         return future.result()
-    except concurrent.futures.process.BrokenProcessPool:
+    except concurrent.futures.BrokenExecutor:
         raise PipdeltaError(
             f"a worker died while making {job.patch_name} (out of memory?); run again to resume, "
             "with fewer --jobs or a smaller --memory"
