@@ -160,6 +160,11 @@ def test_cli_builds_with_an_executor_from_an_option(tmp_path: Path, capsys: pyte
     assert "cannot load executor" in capsys.readouterr().err
     assert main([*argv, "--executor", "builtins:object"]) == 1
     assert "not a concurrent.futures.Executor" in capsys.readouterr().err
+    assert main([*argv, "--primary-url", "https://files.example/{path}"]) == 1
+    assert "use only {filename} and {project}" in capsys.readouterr().err
+    assert main([*argv, "--primary-url", "https://files.example/{project}/{filename}"]) == 0
+    wheel = _deltas(tmp_path / "index", "demo").wheels[0]
+    assert wheel.url == f"https://files.example/demo/{wheel.filename}"
 
 
 def test_sigkill_mid_build_leaves_no_torn_file_and_a_rerun_finishes(tmp_path: Path) -> None:

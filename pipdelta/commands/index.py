@@ -30,6 +30,11 @@ def _primary_url(template: str | None) -> Callable[[str], str | None] | None:
         return None
     from packaging.utils import parse_wheel_filename
 
+    try:
+        template.format(filename="f", project="p")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise PipdeltaError(f"--primary-url {template!r}: use only {{filename}} and {{project}} ({exc!r})") from None
+
     def url(filename: str) -> str:
         return template.format(filename=filename, project=parse_wheel_filename(filename)[0])
 
