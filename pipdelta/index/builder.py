@@ -44,7 +44,8 @@ class BuildSummary:
     seconds: float = 0.0
     peak_job_memory: int = 0
     warnings: list[str] = field(default_factory=list)
-    jobs: list[tuple[str, JobResult]] = field(default_factory=list)  # each delta tried: its patch name, outcome
+    # Each delta tried in this run: its patch name, the memory estimate it was scheduled by, and its outcome.
+    jobs: list[tuple[str, int, JobResult]] = field(default_factory=list)
 
     @property
     def ratio(self) -> float:
@@ -253,7 +254,7 @@ def _result(job: Job, future: concurrent.futures.Future[JobResult]) -> JobResult
 
 def _record(summary: BuildSummary, state: BuildState, project: _Project, job: Job, result: JobResult) -> None:
     summary.input_bytes += job.input_bytes
-    summary.jobs.append((job.patch_name, result))
+    summary.jobs.append((job.patch_name, job.memory, result))
     summary.peak_job_memory = max(summary.peak_job_memory, result.peak_memory)
     if result.facts is not None:
         project.add(job, result.facts)
