@@ -55,7 +55,7 @@ def bench_build(source: Path, out: Path, jobs: int) -> None:
     print(f"\nBuilder: {len(wheels)} wheels ({size / 1e6:.1f} MB) in, {jobs} jobs at once")
     print(f"{'delta':56} {'seconds':>8} {'peak MiB':>9} {'estimate':>9} {'patch':>12}")
     for name, estimate, result in sorted(summary.jobs, key=lambda item: -item[2].peak_memory):
-        patch = f"{result.facts.size:,}" if result.facts else (result.skipped or "")[:12]
+        patch = f"{result.facts.size:,}" if result.facts else (result.reason or "")[:12]
         mib = result.peak_memory / 2**20
         print(f"{name[:56]:56} {result.seconds:8.1f} {mib:9.0f} {estimate / 2**20:9.0f} {patch:>12}")
     print(summary)

@@ -249,7 +249,7 @@ def _result(job: Job, future: concurrent.futures.Future[JobResult]) -> JobResult
             "with fewer --jobs or a smaller --memory"
         ) from None
     except Exception as exc:  # an executor of another kind failed the job: keep building the rest
-        return JobResult(None, f"failed: {type(exc).__name__}: {exc}", 0.0, 0, retry=True)
+        return JobResult(None, f"{type(exc).__name__}: {exc}", 0.0, 0, failed=True, retry=True)
 
 
 def _record(summary: BuildSummary, state: BuildState, project: _Project, job: Job, result: JobResult) -> None:
@@ -262,12 +262,12 @@ def _record(summary: BuildSummary, state: BuildState, project: _Project, job: Jo
         summary.patch_bytes += result.facts.size
         summary.target_bytes += job.new.entry.size
         return
-    reason = result.skipped or "no patch"
+    reason = result.reason or "no patch"
     if not result.retry:
         state.skipped[BuildState.pair(job.old.entry.sha256, job.new.entry.sha256)] = reason
-    if reason.startswith("failed"):
+    if result.failed:
         summary.failed += 1
-        message = f"no delta {job.old.entry.filename} -> {job.new.entry.filename}: {reason}"
+        message = f"could not make the delta {job.old.entry.filename} -> {job.new.entry.filename}: {reason}"
         summary.warnings.append(message)
         log.warning(message)
     else:

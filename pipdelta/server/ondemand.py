@@ -144,7 +144,7 @@ class OnDemandCatalog:
         patch = files.patch_path(self.root, name, patch_name)
         result = self._processes.submit(make_delta, old_path, new_path, patch, self.max_ratio).result()
         if result.facts is None:
-            log.info("no on-demand delta %s -> %s: %s", old.filename, new.filename, result.skipped)
+            log.info("no on-demand delta %s -> %s: %s", old.filename, new.filename, result.reason)
             return None
         sized = [WheelEntry(w.filename, w.sha256, p.stat().st_size) for w, p in ((old, old_path), (new, new_path))]
         delta = result.facts.entry(sized[0], sized[1], f"{files.PATCHES}/{patch_name}")
