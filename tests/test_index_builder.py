@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import logging
@@ -167,6 +168,15 @@ def test_cli_builds_with_an_executor_from_an_option(tmp_path: Path, capsys: pyte
     assert wheel.url == f"https://files.example/demo/{wheel.filename}"
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
 def test_sigkill_mid_build_leaves_no_torn_file_and_a_rerun_finishes(tmp_path: Path) -> None:
     source, index = tmp_path / "mirror", tmp_path / "index"
     source.mkdir()
@@ -177,8 +187,14 @@ def test_sigkill_mid_build_leaves_no_torn_file_and_a_rerun_finishes(tmp_path: Pa
     deadline = time.monotonic() + 60
     while build.poll() is None and not list(index.glob("many/patches/*.pdelta")) and time.monotonic() < deadline:
         time.sleep(0.01)
+    workers = _children(build.pid)
     build.kill()
     build.wait()
+    deadline = time.monotonic() + 10
+    while workers and time.monotonic() < deadline:  # orphaned pool workers notice and leave
+        time.sleep(0.1)
+        workers = [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    assert not workers
     for patch in index.glob("many/patches/*.pdelta"):
         inspect(patch)  # whole patches only: each one was renamed into place complete
     resumed = build_index(source, index, jobs=2)

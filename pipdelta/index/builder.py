@@ -16,7 +16,7 @@ from packaging.utils import NormalizedName
 
 from pipdelta.errors import PipdeltaError
 from pipdelta.index import files
-from pipdelta.index.jobs import JobResult, PatchFacts, inspect, make_delta, too_large
+from pipdelta.index.jobs import JobResult, PatchFacts, exit_with_parent, inspect, make_delta, too_large
 from pipdelta.index.mirror import MirrorWheel, groups, scan
 from pipdelta.index.model import PROJECT_FILE, DeltaEntry, IndexFormatError, ProjectIndex
 from pipdelta.index.plan import Job, plan
@@ -125,7 +125,7 @@ def _executor(given: concurrent.futures.Executor | None, jobs: int) -> Iterator[
     if given is not None:
         yield given
         return
-    pool = concurrent.futures.ProcessPoolExecutor(jobs)
+    pool = concurrent.futures.ProcessPoolExecutor(jobs, initializer=exit_with_parent, initargs=(os.getpid(),))
     try:
         yield pool
     except BaseException:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +79,17 @@ def make_delta(old: Path, new: Path, out: Path, max_ratio: float) -> JobResult:
     except Exception as exc:  # a corrupt wheel may break the engine anywhere; it must not stop the build
         reason, failed = f"{type(exc).__name__}: {exc}", True
     return JobResult(facts, reason, time.perf_counter() - start, _peak(), failed, retry)
+
+
+def exit_with_parent(parent: int) -> None:
+    """Make this pool worker exit when the builder is gone (killed, it cannot tell its workers to stop)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="pipdelta-parent-watch", daemon=True).start()
 
 
 def _reset_peak() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import multiprocessing
+import os
 import threading
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ from packaging.utils import NormalizedName
 
 from pipdelta.errors import PipdeltaError
 from pipdelta.index import files
-from pipdelta.index.jobs import make_delta
+from pipdelta.index.jobs import exit_with_parent, make_delta
 from pipdelta.index.model import PROJECT_FILE, DeltaEntry, IndexFormatError, ProjectIndex, WheelEntry, WheelKey
 from pipdelta.server.stats import Stats
 from pipdelta.server.upstream import SimpleIndex, UpstreamFile
@@ -53,7 +54,10 @@ class OnDemandCatalog:
         self._threads = concurrent.futures.ThreadPoolExecutor(jobs or 2, thread_name_prefix="pipdelta-ondemand")
         # A server has threads: its workers are spawned, never forked from it.
         self._processes = concurrent.futures.ProcessPoolExecutor(
-            jobs or 2, mp_context=multiprocessing.get_context("spawn")
+            jobs or 2,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=exit_with_parent,
+            initargs=(os.getpid(),),
         )
         cache.mkdir(parents=True, exist_ok=True)
 
