@@ -14,7 +14,7 @@ from pipdelta.errors import PipdeltaError
 Handler = Callable[[argparse.Namespace], int]
 
 # Each module has ``register(subparsers)``; the order is the order of ``pipdelta --help``.
-COMMAND_MODULES = ("pipdelta.commands.engine",)
+COMMAND_MODULES = ("pipdelta.commands.engine", "pipdelta.commands.index")
 
 
 def build_parser() -> argparse.ArgumentParser:
