@@ -96,6 +96,16 @@ class OnDemandCatalog:
         except Exception:  # logged by _finished; this query answers "full"
             return None
 
+    def fill_size(self, wheel: WheelEntry) -> bool:
+        """Learn the size of a wheel the upstream page listed without one; True if now known."""
+        upstream = self._listing(wheel.key.name).get(wheel.sha256)
+        size = self.upstream.size(upstream) if upstream else None
+        if size is None:
+            return False
+        with self._lock:
+            self._sizes[wheel.sha256] = size
+        return True
+
     def _finished(self, key: tuple[str, str], future: concurrent.futures.Future[DeltaEntry | None]) -> None:
         with self._lock:
             del self._jobs[key]
