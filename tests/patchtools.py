@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import lzma
 import struct
-import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -14,12 +14,12 @@ _PREAMBLE = struct.Struct(">8sHI")
 
 def split(patch: bytes) -> tuple[dict[str, Any], bytes]:
     _, _, length = _PREAMBLE.unpack_from(patch)
-    header = json.loads(zlib.decompress(patch[_PREAMBLE.size : _PREAMBLE.size + length]))
+    header = json.loads(lzma.decompress(patch[_PREAMBLE.size : _PREAMBLE.size + length]))
     return header, patch[_PREAMBLE.size + length :]
 
 
 def join(header: dict[str, Any], payload: bytes) -> bytes:
-    body = zlib.compress(json.dumps(header).encode())
+    body = lzma.compress(json.dumps(header).encode())
     return _PREAMBLE.pack(b"PIPDELTA", 1, len(body)) + body + payload
 
 

@@ -24,13 +24,13 @@ def xz_compress(data: bytes) -> bytes:
     return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_NONE, preset=_XZ_PRESET)
 
 
-def xz_decompress(data: bytes | memoryview, size: int, what: str) -> bytes:
-    """Decompress an xz stream that must give exactly ``size`` bytes, never allocating more."""
+def xz_decompress(data: bytes | memoryview, size: int, what: str, *, exact: bool = True) -> bytes:
+    """Decompress an xz stream that must give exactly ``size`` bytes (``exact``; else at most), never more."""
     decompressor = lzma.LZMADecompressor(format=lzma.FORMAT_XZ, memlimit=_XZ_MEMLIMIT)
     try:
         out = decompressor.decompress(data, max_length=size + 1)
     except lzma.LZMAError as exc:
         raise PatchFormatError(f"corrupt {what} in the patch ({exc})") from None
-    if len(out) != size or not decompressor.eof or decompressor.unused_data:
+    if (len(out) != size if exact else len(out) > size) or not decompressor.eof or decompressor.unused_data:
         raise PatchFormatError(f"corrupt {what} in the patch (wrong length or trailing data)")
     return out

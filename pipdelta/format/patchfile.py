@@ -7,13 +7,13 @@ import json
 import os
 import struct
 import tempfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pipdelta.engines.recipes import Recipe
 from pipdelta.errors import PatchFormatError
+from pipdelta.format import codec
 
 MAGIC = b"PIPDELTA"
 VERSION = 1
@@ -165,7 +165,7 @@ def _recipe_json(recipe: Recipe | None) -> str | None:
 
 def write_patch(path: Path, header: PatchHeader, payload: bytes) -> None:
     """Write the patch atomically: a reader sees the old file or the whole new one, never a torn one."""
-    body = zlib.compress(json.dumps(header.to_json(), separators=(",", ":")).encode(), 9)
+    body = codec.xz_compress(json.dumps(header.to_json(), separators=(",", ":")).encode())
     atomic_write(path, [_PREAMBLE.pack(MAGIC, VERSION, len(body)), body, payload])
 
 
@@ -191,9 +191,9 @@ def read_patch(data: bytes) -> tuple[PatchHeader, memoryview]:
     if length > MAX_HEADER or _PREAMBLE.size + length > len(data):
         raise PatchFormatError("patch is truncated (header)")
     try:
-        raw = zlib.decompressobj().decompress(data[_PREAMBLE.size : _PREAMBLE.size + length], MAX_HEADER)
+        raw = codec.xz_decompress(data[_PREAMBLE.size : _PREAMBLE.size + length], MAX_HEADER, "header", exact=False)
         header = _parse_header(json.loads(raw))
-    except (zlib.error, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         if isinstance(exc, PatchFormatError):
             raise
         raise PatchFormatError(f"corrupt patch header ({type(exc).__name__}: {exc})") from None
