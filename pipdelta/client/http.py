@@ -1,0 +1,164 @@
+"""HTTP for the delta index: pooled connections, timeouts, retries, bounded and verified downloads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import urllib3
+from urllib3.exceptions import HTTPError as Urllib3Error
+
+from pipdelta import __version__
+from pipdelta.errors import PipdeltaError
+
+USER_AGENT = f"pipdelta/{__version__}"
+MAX_JSON = 64 << 20  # no project's delta metadata comes near this
+
+
+class FetchError(PipdeltaError):
+    """A download failed, was cut short, was larger than declared or had the wrong sha256."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Http:
+    """One connection pool per host, shared by every download of a run (threads included)."""
+
+    def __init__(self, *, timeout: float = 15.0, retries: int = 2) -> None:
+        self.timeout = urllib3.Timeout(connect=min(timeout, 5.0), read=timeout)
+        self.retries = retries
+        self.received = 0  # body bytes over the wire, retries included: what the report counts
+        self._lock = threading.Lock()
+        proxy = urllib.request.getproxies().get("https")
+        self._direct = urllib3.PoolManager(maxsize=8, headers={"User-Agent": USER_AGENT})
+        self._proxied = urllib3.ProxyManager(proxy, maxsize=8, headers={"User-Agent": USER_AGENT}) if proxy else None
+
+    def _pool(self, url: str) -> urllib3.PoolManager:
+        host = urllib3.util.parse_url(url).host or ""
+        if self._proxied is None or urllib.request.proxy_bypass(host):
+            return self._direct
+        return self._proxied
+
+    def get(
+        self,
+        url: str,
+        *,
+        limit: int,
+        sha256: str | None = None,
+        size: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> bytes:
+        """The body at ``url``: at most ``limit`` bytes, and exactly ``size`` with ``sha256`` when given.
+
+        Connection errors, 5xx answers and bodies cut short are retried with a short backoff.
+        """
+        data: bytes = self._with_retries(url, lambda: self._get_once(url, limit, sha256, size, progress))
+        return data
+
+    def post_json(self, url: str, document: Any, *, limit: int = MAX_JSON) -> tuple[int, Any]:
+        """POST ``document``; the status and the decoded JSON answer (None when the answer is not JSON)."""
+        body = json.dumps(document).encode()
+
+        def once() -> tuple[int, Any]:
+            response = self._pool(url).request(
+                "POST",
+                url,
+                body=body,
+                headers={"Content-Type": "application/json", "Accept": "application/vnd.pipdelta.v1+json"},
+                timeout=self.timeout,
+                retries=False,
+                preload_content=False,
+            )
+            try:
+                if response.status >= 500 and response.status != 501:  # 501: no such endpoint here
+                    raise FetchError(f"{url} answered {response.status}", response.status)
+                data = _read(response, url, limit, None, self._counter(None))
+            finally:
+                response.release_conn()
+            try:
+                return response.status, json.loads(data)
+            except ValueError:
+                return response.status, None
+
+        answer: tuple[int, Any] = self._with_retries(url, once)
+        return answer
+
+    def _counter(self, progress: Callable[[int], None] | None) -> Callable[[int], None]:
+        def count(n: int) -> None:
+            with self._lock:
+                self.received += n
+            if progress is not None:
+                progress(n)
+
+        return count
+
+    def _with_retries(self, url: str, once: Callable[[], Any]) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return once()
+            except FetchError as exc:
+                if (exc.status is not None and exc.status < 500) or attempt >= self.retries:
+                    raise
+            except Urllib3Error as exc:
+                if attempt >= self.retries:
+                    raise FetchError(f"cannot download {url}: {_reason(exc)}") from None
+            attempt += 1
+            time.sleep(0.2 * 2**attempt)
+
+    def _get_once(
+        self,
+        url: str,
+        limit: int,
+        sha256: str | None,
+        size: int | None,
+        progress: Callable[[int], None] | None,
+    ) -> bytes:
+        response = self._pool(url).request(
+            "GET", url, timeout=self.timeout, retries=False, preload_content=False, redirect=True
+        )
+        try:
+            if response.status != 200:
+                raise FetchError(f"{url} answered {response.status}", response.status)
+            return _read(
+                response, url, limit if size is None else min(limit, size), size, self._counter(progress), sha256
+            )
+        finally:
+            response.release_conn()
+
+
+def _read(
+    response: urllib3.BaseHTTPResponse,
+    url: str,
+    limit: int,
+    size: int | None,
+    count: Callable[[int], None],
+    sha256: str | None = None,
+) -> bytes:
+    declared = response.headers.get("Content-Length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise FetchError(f"{url} is {int(declared):,} bytes, more than the {limit:,} expected", 0)
+    data = bytearray()
+    for chunk in response.stream(1 << 16):
+        data += chunk
+        if len(data) > limit:
+            raise FetchError(f"{url} sent more than the {limit:,} bytes expected", 0)
+        count(len(chunk))
+    if size is not None and len(data) != size:
+        # Fewer bytes than pinned: the transfer was cut short; worth another try.
+        raise FetchError(f"{url} ended after {len(data):,} of {size:,} bytes")
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256.lower():
+        raise FetchError(f"{url} does not have the sha256 the delta index pins", 0)
+    return bytes(data)
+
+
+def _reason(exc: Exception) -> str:
+    reason = getattr(exc, "reason", None)
+    return str(reason or exc).split(": ", 1)[-1][:200]
