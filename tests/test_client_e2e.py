@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -87,8 +88,6 @@ def _entry(path: Path) -> WheelEntry:
 
 
 def _sha(path: Path) -> str:
-    import hashlib
-
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -213,3 +212,86 @@ def test_upgrade_downloads_a_patch_instead_of_the_wheel(world: World, venv: Path
     # The rebuilt wheel is kept: the next patch can start from it, with no engine involved.
     cached = list(Path(os.environ["PIPDELTA_CACHE_DIR"]).glob("wheels/*/alpha-1.1-*.whl"))
     assert [p.read_bytes() for p in cached] == [world.wheels["alpha-1.1"].read_bytes()]
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason", "fetched"),
+    [
+        ("down", "delta index unusable", 0),
+        ("500", "patch download failed", 3),  # the first try and two retries
+        ("truncate", "patch download failed", 3),
+        ("corrupt", "does not have the sha256 the delta index pins", 1),
+        ("lie", "with another sha256 than expected", 1),
+        ("edited", "was modified since alpha 1.0 was installed", 0),
+    ],
+)
+def test_every_failure_falls_back_to_the_verified_full_wheel(
+    world: World, venv: Path, capsys: pytest.CaptureFixture[str], mode: str, reason: str, fetched: int
+) -> None:
+    url = world.deltas.url
+    if mode == "down":
+        url = world.deltas.url.rsplit(":", 1)[0] + ":9"  # discard port: nothing listens there
+    elif mode == "edited":
+        site = next(venv.parent.parent.glob("lib/python*/site-packages"))
+        (site / "alpha/mod5.py").write_text("# edited by hand\n")
+    else:
+        world.deltas.server.mode = mode  # type: ignore[attr-defined]
+    alpha = upgrade(venv, url, "alpha==1.1")["alpha"]
+    assert_installed(venv, world.wheels["alpha-1.1"])
+    assert alpha["method"] == "full" and reason in alpha["reason"]
+    assert alpha["full_size"] is None or alpha["downloaded"] >= alpha["full_size"]
+    assert world.deltas.server.patch_requests == fetched  # type: ignore[attr-defined]
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and reason in warnings[0]
+    assert not list(Path(os.environ["PIPDELTA_CACHE_DIR"]).glob("wheels/*/alpha-1.1-*.whl"))
+
+
+def test_requirements_file_with_a_chain_a_delta_and_a_new_package(world: World, venv: Path) -> None:
+    requirements = venv.parent.parent.parent / "requirements.txt"
+    requirements.write_text("alpha==1.2\nbeta==1.1\ngamma==1.0\n")
+    report = upgrade(venv, world.deltas.url, "-r", str(requirements), command="install")
+    for wheel in ("alpha-1.2", "beta-1.1", "gamma-1.0"):
+        assert_installed(venv, world.wheels[wheel])
+    assert report["alpha"]["method"] == "chain" and report["alpha"]["old"] == "1.0"
+    assert report["beta"]["method"] == "delta"
+    assert report["gamma"] == {**report["gamma"], "method": "full", "reason": "no older version here"}
+    assert world.deltas.server.patch_requests == 3  # type: ignore[attr-defined]
+
+
+def test_a_cached_old_wheel_serves_a_fresh_environment(world: World, venv: Path) -> None:
+    """CI with a restored cache: nothing installed, but the old wheel is in pipdelta's cache."""
+    old = world.wheels["alpha-1.0"]
+    target = Path(os.environ["PIPDELTA_CACHE_DIR"]) / "wheels" / _sha(old) / old.name
+    target.parent.mkdir(parents=True)
+    shutil.copy(old, target)
+
+    subprocess.run([venv, "-m", "pip", "uninstall", "-q", "-y", "alpha"], check=True, env=pip_env())
+    alpha = upgrade(venv, world.deltas.url, "alpha==1.1", command="install")["alpha"]
+    assert_installed(venv, world.wheels["alpha-1.1"])
+    assert alpha["method"] == "delta" and alpha["source"] == "cached wheel" and alpha["old"] == "1.0"
+
+
+def test_pips_http_cache_is_a_source_when_installed_files_were_edited(
+    world: World, venv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PIP_NO_CACHE_DIR")
+    monkeypatch.setenv("PIP_CACHE_DIR", str(tmp_path / "pipcache"))
+    monkeypatch.setenv("PIP_TRUSTED_HOST", "127.0.0.1")  # pip caches plain-HTTP answers of trusted hosts only
+    # pip downloads (and caches) alpha 1.0, as it did when it first installed it.
+    subprocess.run(
+        [venv, "-m", "pip", "download", "-q", "--no-deps", "-d", str(tmp_path / "dl"), "alpha==1.0"], check=True
+    )
+    site = next(venv.parent.parent.glob("lib/python*/site-packages"))
+    (site / "alpha/mod5.py").write_text("# edited by hand\n")
+    alpha = upgrade(venv, world.deltas.url, "alpha==1.1")["alpha"]
+    assert_installed(venv, world.wheels["alpha-1.1"])
+    assert alpha["method"] == "delta" and alpha["source"] == "pip's cache"
+
+
+def test_dry_run_downloads_and_installs_nothing(world: World, venv: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["upgrade", "alpha==1.2", "--delta-index", world.deltas.url, "--python", str(venv), "--dry-run"])
+    assert code == 0
+    assert installed_version(venv, "alpha") == "1.0"
+    assert world.deltas.server.patch_requests == 0  # type: ignore[attr-defined]
+    out = capsys.readouterr().out
+    assert "dry run" in out and "alpha" in out and "chain" in out

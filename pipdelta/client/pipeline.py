@@ -109,7 +109,7 @@ def _query(
     try:
         offers = DeltaIndex(settings.index_url, http).offers(starts, goals)
     except PipdeltaError as exc:
-        warn(f"delta index {settings.index_url} unusable ({exc}); downloading full wheels")
+        warn(f"delta index unusable ({exc}); downloading full wheels")
         offers = {name: Offer(reason=f"delta index unusable: {exc}") for name in goals}
     jobs = []
     for p in planned:
