@@ -30,10 +30,7 @@ class CachedWheel:
     name: NormalizedName
     version: Version
     tags: frozenset[str]
-
-    @property
-    def size(self) -> int:
-        return self.path.stat().st_size
+    size: int
 
 
 def default_dir(environ: Mapping[str, str] = os.environ) -> Path:
@@ -57,7 +54,8 @@ class Cache:
                     name, version, _, tags = parse_wheel_filename(path.name)
                 except InvalidWheelFilename:
                     continue
-                yield CachedWheel(path, folder.name, name, version, frozenset(map(str, tags)))
+                size = path.stat().st_size
+                yield CachedWheel(path, folder.name, name, version, frozenset(map(str, tags)), size)
 
     def find(self, sha256: str) -> Path | None:
         """The cached wheel with this sha256, re-hashed (a cache restored by CI may hold anything)."""
