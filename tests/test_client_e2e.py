@@ -30,6 +30,15 @@ BETA_10 = {f"beta/part{i}.py": module_text(50 + i) for i in range(6)}
 BETA_11 = {**BETA_10, "beta/part2.py": module_text(150)}
 
 
+class MirrorHandler(QuietHandler):
+    """The primary index; it counts the wheels it sends."""
+
+    def do_GET(self) -> None:
+        if self.path.endswith(".whl"):
+            self.server.wheel_requests += 1  # type: ignore[attr-defined]
+        super().do_GET()
+
+
 class DeltaHandler(QuietHandler):
     """The static delta index, with the faults a real network and a bad index bring on demand."""
 
@@ -64,6 +73,7 @@ class World:
     template: Path
 
     def reset(self) -> None:
+        self.simple.server.wheel_requests = 0  # type: ignore[attr-defined]
         self.deltas.server.mode = None  # type: ignore[attr-defined]
         self.deltas.server.patch_requests = 0  # type: ignore[attr-defined]
 
@@ -122,9 +132,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     lie["deltas"][0]["to"] = _entry(wheels["alpha-1.1"]).to_json()
     (index / "lie/alpha/deltas.json").write_text(json.dumps(lie))
 
-    simple = Served(base / "mirror")
+    simple = Served(base / "mirror", MirrorHandler)
     deltas = Served(index, DeltaHandler)
-    template = base / "template"
+    w = World(wheels, simple, deltas, base / "template")
+    w.reset()
+    template = w.template
     subprocess.run([sys.executable, "-m", "venv", str(template)], check=True)
     subprocess.run(
         [
@@ -142,8 +154,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         check=True,
         env=pip_env(),
     )
-    w = World(wheels, simple, deltas, template)
-    w.reset()
     yield w
     simple.close()
     deltas.close()
@@ -209,6 +219,7 @@ def test_upgrade_downloads_a_patch_instead_of_the_wheel(world: World, venv: Path
     assert alpha["full_size"] == world.wheels["alpha-1.1"].stat().st_size
     assert 0 < alpha["downloaded"] < alpha["full_size"] / 10
     assert world.deltas.server.patch_requests == 1  # type: ignore[attr-defined]
+    assert world.simple.server.wheel_requests == 0  # type: ignore[attr-defined]  # pip read METADATA only
     # The rebuilt wheel is kept: the next patch can start from it, with no engine involved.
     cached = list(Path(os.environ["PIPDELTA_CACHE_DIR"]).glob("wheels/*/alpha-1.1-*.whl"))
     assert [p.read_bytes() for p in cached] == [world.wheels["alpha-1.1"].read_bytes()]
@@ -243,6 +254,7 @@ def test_every_failure_falls_back_to_the_verified_full_wheel(
     assert world.deltas.server.patch_requests == fetched  # type: ignore[attr-defined]
     warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
     assert len(warnings) == 1 and reason in warnings[0]
+    assert world.simple.server.wheel_requests == 1  # type: ignore[attr-defined]  # pip's own download
     assert not list(Path(os.environ["PIPDELTA_CACHE_DIR"]).glob("wheels/*/alpha-1.1-*.whl"))
 
 
@@ -256,6 +268,7 @@ def test_requirements_file_with_a_chain_a_delta_and_a_new_package(world: World, 
     assert report["beta"]["method"] == "delta"
     assert report["gamma"] == {**report["gamma"], "method": "full", "reason": "no older version here"}
     assert world.deltas.server.patch_requests == 3  # type: ignore[attr-defined]
+    assert world.simple.server.wheel_requests == 1  # type: ignore[attr-defined]  # gamma
 
 
 def test_a_cached_old_wheel_serves_a_fresh_environment(world: World, venv: Path) -> None:
@@ -271,16 +284,18 @@ def test_a_cached_old_wheel_serves_a_fresh_environment(world: World, venv: Path)
     assert alpha["method"] == "delta" and alpha["source"] == "cached wheel" and alpha["old"] == "1.0"
 
 
+@pytest.mark.parametrize("pip", ["venv", "pipdelta"], ids=["http-cache", "http-v2-cache"])
 def test_pips_http_cache_is_a_source_when_installed_files_were_edited(
-    world: World, venv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    world: World, venv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pip: str
 ) -> None:
+    """Both of pip's cache formats: the venv's pip 23 writes ``http/``, pipdelta's pip >= 25.3 ``http-v2/``."""
     monkeypatch.delenv("PIP_NO_CACHE_DIR")
     monkeypatch.setenv("PIP_CACHE_DIR", str(tmp_path / "pipcache"))
     monkeypatch.setenv("PIP_TRUSTED_HOST", "127.0.0.1")  # pip caches plain-HTTP answers of trusted hosts only
     # pip downloads (and caches) alpha 1.0, as it did when it first installed it.
-    subprocess.run(
-        [venv, "-m", "pip", "download", "-q", "--no-deps", "-d", str(tmp_path / "dl"), "alpha==1.0"], check=True
-    )
+    runner = [venv, "-m", "pip"] if pip == "venv" else [sys.executable, "-m", "pip", "--python", venv]
+    subprocess.run([*runner, "download", "-q", "--no-deps", "-d", str(tmp_path / "dl"), "alpha==1.0"], check=True)
+    assert any((tmp_path / "pipcache").glob("http-v2" if pip == "pipdelta" else "http"))
     site = next(venv.parent.parent.glob("lib/python*/site-packages"))
     (site / "alpha/mod5.py").write_text("# edited by hand\n")
     alpha = upgrade(venv, world.deltas.url, "alpha==1.1")["alpha"]

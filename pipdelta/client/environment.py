@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -62,11 +63,24 @@ class Environment:
     @classmethod
     def of(cls, python: str | None) -> Environment:
         """``python`` (a path or a command on PATH), or the interpreter pipdelta runs in."""
-        return cls(python or sys.executable)
+        if python is None:
+            return cls(sys.executable)
+        found = shutil.which(python)
+        if found is None:
+            raise PipFailed(f"cannot run {python}: no such interpreter")
+        return cls(found)
 
     def pip(self, args: Sequence[str], *, capture: bool = True, timeout: float | None = None) -> str:
-        """Run this environment's pip with the user's own configuration (index, proxies, certificates)."""
-        command = [self.python, "-m", "pip", *args]
+        """Run pip on this environment with the user's own configuration (index, proxies, certificates).
+
+        The pip is the one pipdelta depends on, aimed at the environment with ``pip --python``: a pip
+        recent enough to resolve from PEP 658 metadata alone (older ones download every wheel during
+        ``--dry-run``), and the same pip for the plan and the install.
+        """
+        command = [sys.executable, "-m", "pip"]
+        if os.path.abspath(self.python) != os.path.abspath(sys.executable):
+            command += ["--python", self.python]
+        command += args
         try:
             result = subprocess.run(
                 command,
@@ -78,7 +92,7 @@ class Environment:
                 check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise PipFailed(f"cannot run {self.python} -m pip: {exc}") from None
+            raise PipFailed(f"cannot run pip for {self.python}: {exc}") from None
         if result.returncode != 0:
             last = [line for line in (result.stderr or "").splitlines() if line.strip()]
             message = last[-1].strip() if last else f"exit status {result.returncode}"

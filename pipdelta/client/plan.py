@@ -53,14 +53,17 @@ class Planned:
 
 @dataclass(frozen=True)
 class Request:
-    """What the user asked pip for: requirement specifiers, requirement files, and whether to upgrade."""
+    """What the user asked pip for: requirement specifiers and files, whether to upgrade, whether with dependencies."""
 
     requirements: tuple[str, ...] = ()
     files: tuple[Path, ...] = ()
     upgrade: bool = False
+    no_deps: bool = False
 
     def pip_args(self) -> list[str]:
         args = ["--upgrade"] if self.upgrade else []
+        if self.no_deps:
+            args.append("--no-deps")
         for path in self.files:
             args += ["-r", str(path)]
         return [*args, *self.requirements]

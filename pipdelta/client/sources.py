@@ -17,7 +17,7 @@ from pipdelta.client.environment import Environment, Installed
 from pipdelta.client.plan import Planned
 from pipdelta.engines import fingerprint
 from pipdelta.engines.recipes import Recipe
-from pipdelta.errors import EngineMismatch, PatchFormatError, SourceMismatch
+from pipdelta.errors import DistributionNotFound, EngineMismatch, PatchFormatError, PipdeltaError, SourceMismatch
 from pipdelta.index.model import DeltaEntry
 
 
@@ -43,27 +43,37 @@ class LocalSources:
         return Start(planned.name, cached.version, (), filename=cached.path.name)
 
     def open(self, start: Start, first: DeltaEntry) -> tuple[OldContent, str]:
-        """The checked source for ``first`` and what it is; SourceMismatch/EngineMismatch when there is none."""
+        """The checked source for ``first`` and what it is; SourceMismatch/EngineMismatch when there is none.
+
+        pipdelta's cache first (no engine needed for unchanged members), then the installed files if they
+        are intact and this machine's engines reproduce the patch's, then pip's cache (asking pip where it
+        is costs a pip run, so only when needed).
+        """
         old = first.old
         cached = self.cache.find(old.sha256)
         if cached is not None:
             return WheelSource(cached), "cached wheel"
-        pip_cache = self._pip_cache
-        if pip_cache is not None:
-            data = pipcache.find_wheel(pip_cache, old.size, old.sha256)
-            if data is not None:
-                return WheelSource(self.cache.add(old.filename, data, old.sha256)), "pip's cache"
-        if start.filename is not None:
-            raise SourceMismatch(f"the cached {start.filename} is not the wheel the patch starts from")
+        problem: PipdeltaError = SourceMismatch(f"the cached {start.filename} is not the wheel the patch starts from")
+        if start.filename is None:
+            try:
+                return self._installed(start, first), "installed files"
+            except (SourceMismatch, EngineMismatch, DistributionNotFound) as exc:
+                problem = exc
+        data = self.pip_wheel(old.size, old.sha256)
+        if data is not None:
+            return WheelSource(self.cache.add(old.filename, data, old.sha256)), "pip's cache"
+        raise problem
+
+    def _installed(self, start: Start, first: DeltaEntry) -> InstalledSource:
         distribution = InstalledDistribution.find(start.name, self.environment.python)
-        distribution.check_version(old.filename)
+        distribution.check_version(first.old.filename)
         distribution.check_files()
         try:
             recipes = [Recipe.parse(text) for text in first.engines]
         except PatchFormatError as exc:
             raise EngineMismatch(f"the delta index names an unknown deflate engine ({exc})") from None
         fingerprint.check(recipes)
-        return InstalledSource(distribution), "installed files"
+        return InstalledSource(distribution)
 
     def pip_wheel(self, size: int, sha256: str) -> bytes | None:
         """A wheel pip downloaded and cached, by its size and sha256."""

@@ -28,7 +28,7 @@ def _run(args: argparse.Namespace, requirements: list[str], files: list[Path], u
     console = Console(stderr=True)
     outcomes = pipeline.run(
         Environment.of(args.python),
-        Request(tuple(requirements), tuple(files), upgrade),
+        Request(tuple(requirements), tuple(files), upgrade, args.no_deps),
         settings,
         dry_run=args.dry_run,
         console=console,
@@ -78,6 +78,7 @@ def _cache_prune(args: argparse.Namespace) -> int:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--delta-index", metavar="URL", help="delta index base URL (default: $PIPDELTA_INDEX_URL)")
     parser.add_argument("--python", metavar="PYTHON", help="act on this interpreter's environment")
+    parser.add_argument("--no-deps", action="store_true", help="as pip's --no-deps: leave dependencies alone")
     parser.add_argument("--dry-run", action="store_true", help="show the plan; download and install nothing")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
     parser.add_argument("-q", "--quiet", action="store_true", help="no table (warnings still go to stderr)")
