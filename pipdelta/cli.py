@@ -14,7 +14,7 @@ from pipdelta.errors import PipdeltaError
 Handler = Callable[[argparse.Namespace], int]
 
 # Each module has ``register(subparsers)``; the order is the order of ``pipdelta --help``.
-COMMAND_MODULES = ("pipdelta.commands.client", "pipdelta.commands.engine")
+COMMAND_MODULES = ("pipdelta.commands.client", "pipdelta.commands.index", "pipdelta.commands.engine")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,94 @@
+"""``pipdelta index build`` and ``pipdelta serve``: the delta index beside a mirror, on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import importlib
+import logging
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pipdelta.errors import PipdeltaError
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def size(text: str) -> int:
+    """``512M``, ``8G`` or a number of bytes."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
+    if not found:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 8G or 512M)")
+    return int(float(found[1]) * _UNITS[found[2].upper()])
+
+
+def _primary_url(template: str | None) -> Callable[[str], str | None] | None:
+    if template is None:
+        return None
+    from packaging.utils import parse_wheel_filename
+
+    def url(filename: str) -> str:
+        return template.format(filename=filename, project=parse_wheel_filename(filename)[0])
+
+    return url
+
+
+def _load_executor(spec: str) -> concurrent.futures.Executor:
+    """``module:factory``: a callable returning the Executor to run the jobs on (e.g. Dask's)."""
+    module_name, _, attribute = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+        executor = factory()
+    except (ImportError, AttributeError, ValueError, TypeError) as exc:
+        raise PipdeltaError(f"cannot load executor {spec!r}: {exc}") from None
+    if not isinstance(executor, concurrent.futures.Executor):
+        raise PipdeltaError(f"{spec!r} returned {type(executor).__name__}, not a concurrent.futures.Executor")
+    return executor
+
+
+def _warnings_to_stderr() -> None:
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="pipdelta: warning: %(message)s")
+
+
+def _build(args: argparse.Namespace) -> int:
+    from pipdelta.index.builder import build_index
+
+    _warnings_to_stderr()
+    executor = _load_executor(args.executor) if args.executor else None
+    try:
+        summary = build_index(
+            args.source,
+            args.output,
+            keep=args.keep,
+            max_ratio=args.max_ratio,
+            jobs=args.jobs,
+            executor=executor,
+            progress=not args.quiet and sys.stderr.isatty(),
+            primary_url=_primary_url(args.primary_url),
+            memory=args.memory,
+        )
+    finally:
+        if executor is not None:
+            executor.shutdown()
+    print(summary)
+    return 0
+
+
+def register(commands: Any) -> None:
+    """Add ``index build`` and ``serve`` to the ``pipdelta`` parser."""
+    index = commands.add_parser("index", help="build the delta index beside a mirror")
+    actions = index.add_subparsers(dest="action", required=True, metavar="ACTION")
+    build = actions.add_parser("build", help="make or update the delta index for a folder of wheels")
+    build.add_argument("source", type=Path, metavar="WHEEL_DIR", help="flat folder of wheels or a bandersnatch tree")
+    build.add_argument("-o", "--output", type=Path, required=True, metavar="INDEX_DIR")
+    build.add_argument("--keep", type=int, default=3, metavar="K", help="deltas from the K versions before each")
+    build.add_argument("--max-ratio", type=float, default=0.5, help="keep a delta only up to this share of its target")
+    build.add_argument("-j", "--jobs", type=int, default=None, help="jobs at once (default: CPU count)")
+    build.add_argument("--memory", type=size, default=None, help="memory the jobs may take together (default 3/4 RAM)")
+    build.add_argument("--primary-url", metavar="TEMPLATE", help="wheel URL on the primary index, with {filename}")
+    build.add_argument("--executor", metavar="MODULE:FACTORY", help="run jobs on the Executor this callable returns")
+    build.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    build.set_defaults(handler=_build)

@@ -1,0 +1,99 @@
+"""One delta job, run in a worker: make the patch, keep it only if it is worth it, and report back."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipdelta.errors import PipdeltaError
+from pipdelta.format.patchfile import VERSION, read_patch
+from pipdelta.make.maker import make_patch
+
+
+@dataclass(frozen=True)
+class PatchFacts:
+    """What the index pins about a patch file."""
+
+    old_sha256: str
+    new_sha256: str
+    size: int
+    sha256: str
+    engines: tuple[str, ...]
+    format: int = VERSION
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """A job's outcome: the patch's facts, or why there is none; with time and peak memory."""
+
+    facts: PatchFacts | None
+    skipped: str | None
+    seconds: float
+    peak_memory: int
+    retry: bool = False  # the failure was of this run (disk, executor), not of these wheels
+
+
+def inspect(path: Path) -> PatchFacts:
+    """The facts of a patch file on disk (PatchFormatError if it is not one)."""
+    data = path.read_bytes()
+    header, _ = read_patch(data)
+    engines = tuple(sorted(str(recipe) for recipe in header.recipes(copies=True)))
+    return PatchFacts(header.old.sha256, header.new.sha256, len(data), hashlib.sha256(data).hexdigest(), engines)
+
+
+def too_large(size: int, target_size: int, max_ratio: float) -> str | None:
+    if size > max_ratio * target_size:
+        return f"patch is {size:,} bytes, over {max_ratio:.0%} of the {target_size:,}-byte wheel"
+    return None
+
+
+def make_delta(old: Path, new: Path, out: Path, max_ratio: float) -> JobResult:
+    """Make ``out`` from ``old`` to ``new``; a patch over ``max_ratio`` of the new wheel is deleted."""
+    _reset_peak()
+    start = time.perf_counter()
+    facts, skipped, retry = None, None, False
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        report = make_patch(old, new, out)
+        skipped = too_large(report.patch_size, report.new_size, max_ratio)
+        if skipped:
+            out.unlink()
+        else:
+            facts = inspect(out)
+    except PipdeltaError as exc:
+        skipped = f"failed: {exc}"
+    except OSError as exc:
+        skipped, retry = f"failed: {exc}", True
+    except Exception as exc:  # a corrupt wheel may break the engine anywhere; it must not stop the build
+        skipped = f"failed: {type(exc).__name__}: {exc}"
+    return JobResult(facts, skipped, time.perf_counter() - start, _peak(), retry)
+
+
+def _reset_peak() -> None:
+    # Linux resets VmHWM (this process's peak RSS) when "5" is written to clear_refs.
+    try:
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")
+    except OSError:
+        pass
+
+
+def _peak() -> int:
+    """Peak RSS of this job in bytes: the worker's since the reset, or its differ child's if larger."""
+    worker = 0
+    try:
+        with open("/proc/self/status") as status:
+            worker = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration, ValueError):
+        pass
+    if sys.platform == "win32":
+        return worker
+    import resource
+
+    unit = 1 if sys.platform == "darwin" else 1024
+    # The largest child of this worker so far, so an upper bound when a worker runs several jobs.
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * unit
+    return max(worker or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit, children)

@@ -1,0 +1,153 @@
+"""The index builder on real wheels: layout, pins, incremental and resumed runs, corrupt input, executors."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+from mirrorfactory import mirror, release, unrelated
+
+from pipdelta import WheelSource, apply_patch
+from pipdelta.index.builder import build_index
+from pipdelta.index.files import read_project
+from pipdelta.index.model import ProjectIndex
+
+
+def _deltas(index: Path, project: str) -> ProjectIndex:
+    return read_project(index / project / "deltas.json")
+
+
+def _pairs(project: ProjectIndex) -> set[tuple[str, str]]:
+    return {(d.old.filename, d.new.filename) for d in project.deltas}
+
+
+def test_build_lays_out_pinned_patches_that_rebuild_their_targets(tmp_path: Path) -> None:
+    source, index = mirror(tmp_path / "mirror"), tmp_path / "index"
+    summary = build_index(source, index, keep=2, jobs=2, primary_url=lambda f: f"https://primary.invalid/{f}")
+    root = json.loads((index / "index.json").read_text())
+    assert root == {"meta": {"api-version": "1.0"}, "projects": ["demo", "solo"]}
+    demo = _deltas(index, "demo")
+    assert _pairs(demo) == {
+        ("demo-1.0-py3-none-any.whl", "demo-1.1-py3-none-any.whl"),
+        ("demo-1.0-py3-none-any.whl", "demo-1.2-py3-none-any.whl"),
+        ("demo-1.1-py3-none-any.whl", "demo-1.2-py3-none-any.whl"),
+        ("demo-1.1-py3-none-any.whl", "demo-2.0-py3-none-any.whl"),
+        ("demo-1.2-py3-none-any.whl", "demo-2.0-py3-none-any.whl"),
+        ("demo-1.0-cp311-cp311-linux_x86_64.whl", "demo-1.1-cp311-cp311-linux_x86_64.whl"),
+    }
+    assert (summary.made, summary.reused, summary.failed, summary.wheels, summary.projects) == (6, 0, 0, 7, 2)
+    assert all(w.url == f"https://primary.invalid/{w.filename}" for w in demo.wheels)
+    for delta in demo.deltas:
+        data = (index / "demo" / delta.url).read_bytes()
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (delta.size, delta.sha256)
+        assert delta.engines == ("zlib:6:8:0",) and delta.size < delta.new.size / 2
+        rebuilt = apply_patch(data, WheelSource(source / delta.old.filename), tmp_path / "out.whl")
+        assert hashlib.sha256(rebuilt.read_bytes()).hexdigest() == delta.new.sha256
+    assert _deltas(index, "solo").deltas == () and len(_deltas(index, "solo").wheels) == 1
+
+
+def test_rerun_does_only_new_work_and_prunes_what_left(tmp_path: Path) -> None:
+    source, index = mirror(tmp_path / "mirror"), tmp_path / "index"
+    build_index(source, index, keep=1, jobs=2)
+    before = {p: p.stat().st_mtime_ns for p in index.rglob("*") if p.is_file() and ".pipdelta" not in p.parts}
+    again = build_index(source, index, keep=1, jobs=2)
+    assert (again.made, again.reused) == (0, 4)
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # nothing rewritten
+
+    release(source, "demo", "2.1")
+    (source / "demo-1.0-cp311-cp311-linux_x86_64.whl").unlink()
+    third = build_index(source, index, keep=1, jobs=2)
+    assert (third.made, third.reused) == (1, 3)
+    assert ("demo-2.0-py3-none-any.whl", "demo-2.1-py3-none-any.whl") in _pairs(_deltas(index, "demo"))
+    assert not (index / "demo" / "patches" / "demo-1.0-cp311-cp311-linux_x86_64--1.1.pdelta").exists()
+
+
+def test_a_killed_build_resumes_from_the_patches_it_finished(tmp_path: Path) -> None:
+    source, index = mirror(tmp_path / "mirror"), tmp_path / "index"
+    build_index(source, index, keep=1, jobs=2)
+    # As if killed after the patches were written but before deltas.json and the state file were:
+    (index / "demo" / "deltas.json").unlink()
+    shutil.rmtree(index / ".pipdelta")
+    torn = index / "demo" / "patches" / ".demo-1.1-py3-none-any--1.2.pdelta.abc.part"
+    torn.write_bytes(b"PIPDELTA\x00")
+    corrupt = index / "demo" / "patches" / "demo-1.0-py3-none-any--1.1.pdelta"
+    corrupt.write_bytes(corrupt.read_bytes()[:100])
+    resumed = build_index(source, index, keep=1, jobs=2)
+    assert (resumed.made, resumed.reused) == (1, 3)  # only the damaged patch is made again
+    assert not torn.exists()
+    assert len(_deltas(index, "demo").deltas) == 4
+
+
+def test_corrupt_wheels_are_skipped_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    source, index = mirror(tmp_path / "mirror"), tmp_path / "index"
+    (source / "demo-3.0-py3-none-any.whl").write_bytes(b"not a zip at all")
+    (source / "not-a-wheel-name.whl").write_bytes(b"")
+    damaged = release(source, "solo", "0.2")
+    data = bytearray(damaged.read_bytes())
+    data[200:260] = bytes(60)  # inside the first member's deflate data; the central directory is intact
+    damaged.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING):
+        summary = build_index(source, index, keep=1, jobs=2)
+    assert summary.failed == 1 and summary.made == 4
+    assert len(summary.warnings) == 3
+    assert any("demo-3.0-py3-none-any.whl" in w for w in summary.warnings)
+    assert any("solo-0.2-py3-none-any.whl" in w and "failed" in w for w in summary.warnings)
+    assert len(caplog.records) == 3
+    assert _deltas(index, "solo").deltas == ()
+    assert build_index(source, index, keep=1, jobs=2).failed == 0  # not retried until the file changes
+
+
+def test_deltas_not_worth_it_are_left_out_and_remembered(tmp_path: Path) -> None:
+    source, index = tmp_path / "mirror", tmp_path / "index"
+    source.mkdir()
+    unrelated(source, "noise", "1.0")
+    unrelated(source, "noise", "2.0")
+    summary = build_index(source, index, jobs=1)
+    assert (summary.made, summary.too_large) == (0, 1)
+    assert _deltas(index, "noise").deltas == () and not any((index / "noise" / "patches").iterdir())
+    assert build_index(source, index, jobs=1).too_large == 0
+    assert build_index(source, tmp_path / "lenient", jobs=1, max_ratio=2.0).made == 1
+
+
+def test_bandersnatch_tree_and_a_caller_executor(tmp_path: Path) -> None:
+    flat = mirror(tmp_path / "flat")
+    tree = tmp_path / "bandersnatch"
+    for wheel in flat.iterdir():
+        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        target = tree / "web" / "packages" / digest[:2] / digest[2:4] / digest[4:] / wheel.name
+        target.parent.mkdir(parents=True)
+        shutil.copy(wheel, target)
+    (tree / "web" / "simple" / "demo").mkdir(parents=True)
+    (tree / "web" / "simple" / "demo" / "index.html").write_text("<html></html>")
+    with concurrent.futures.ThreadPoolExecutor(2) as executor:
+        summary = build_index(tree, tmp_path / "index", keep=1, executor=executor)
+    assert (summary.made, summary.wheels) == (4, 7)
+
+
+def test_bad_arguments_are_user_errors(tmp_path: Path) -> None:
+    from pipdelta.errors import PipdeltaError
+
+    with pytest.raises(PipdeltaError, match="not a folder"):
+        build_index(tmp_path / "missing", tmp_path / "index")
+    with pytest.raises(PipdeltaError, match="keep"):
+        build_index(tmp_path, tmp_path / "index", keep=0)
+
+
+def test_cli_builds_with_an_executor_from_an_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pipdelta.cli import main
+
+    source = mirror(tmp_path / "mirror")
+    (source / "broken-1.0-py3-none-any.whl").write_bytes(b"junk")
+    argv = ["index", "build", str(source), "-o", str(tmp_path / "index"), "--keep", "1", "-q"]
+    assert main([*argv, "--executor", "concurrent.futures:ThreadPoolExecutor"]) == 0
+    out = capsys.readouterr()
+    assert "7 wheels in 2 projects; 4 deltas made" in out.out
+    assert main([*argv, "--executor", "pipdelta:__version__"]) == 1
+    assert "cannot load executor" in capsys.readouterr().err
+    assert main([*argv, "--executor", "builtins:object"]) == 1
+    assert "not a concurrent.futures.Executor" in capsys.readouterr().err
