@@ -1,4 +1,4 @@
-"""``pipdelta upgrade|install|cache``: the client on the command line."""
+"""``pipdelta upgrade|install|cache|demo``: the client on the command line."""
 
 from __future__ import annotations
 
@@ -75,6 +75,12 @@ def _cache_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from pipdelta.demo.runner import run_demo
+
+    return run_demo(offline=args.offline, keep=args.keep)
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--delta-index", metavar="URL", help="delta index base URL (default: $PIPDELTA_INDEX_URL)")
     parser.add_argument("--python", metavar="PYTHON", help="act on this interpreter's environment")
@@ -104,3 +110,8 @@ def register(commands: Any) -> None:
     prune = actions.add_parser("prune", help="keep only the newest wheels of each project")
     prune.add_argument("--keep", type=int, default=1, metavar="N", help="versions to keep per project (default 1)")
     prune.set_defaults(handler=_cache_prune)
+
+    demo = commands.add_parser("demo", help="upgrade a package in a throwaway venv through a local mirror")
+    demo.add_argument("--offline", action="store_true", help="use wheels built on the spot, not the registry's")
+    demo.add_argument("--keep", action="store_true", help="keep the demo's folder (its path is printed)")
+    demo.set_defaults(handler=_demo)
