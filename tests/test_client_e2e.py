@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,6 +52,8 @@ class DeltaHandler(QuietHandler):
             if mode == "500":
                 self.send_error(500)
                 return
+            if mode == "slow":
+                time.sleep(2)  # past the client's timeout (set to 0.5 s by the test)
             if mode in ("truncate", "corrupt"):
                 data = Path(self.translate_path(self.path)).read_bytes()
                 self.send_response(200)
@@ -231,6 +234,7 @@ def test_upgrade_downloads_a_patch_instead_of_the_wheel(world: World, venv: Path
         ("down", "delta index unusable", 0),
         ("500", "patch download failed", 3),  # the first try and two retries
         ("truncate", "patch download failed", 3),
+        ("slow", "timed out", 3),
         ("corrupt", "does not have the sha256 the delta index pins", 1),
         ("lie", "with another sha256 than expected", 1),
         ("edited", "was modified since alpha 1.0 was installed", 0),
@@ -247,6 +251,7 @@ def test_every_failure_falls_back_to_the_verified_full_wheel(
         (site / "alpha/mod5.py").write_text("# edited by hand\n")
     else:
         world.deltas.server.mode = mode  # type: ignore[attr-defined]
+    Path(os.environ["PIPDELTA_CONFIG"]).write_text("timeout = 0.5\n")
     alpha = upgrade(venv, url, "alpha==1.1")["alpha"]
     assert_installed(venv, world.wheels["alpha-1.1"])
     assert alpha["method"] == "full" and reason in alpha["reason"]

@@ -34,17 +34,20 @@ class Http:
     def __init__(self, *, timeout: float = 15.0, retries: int = 2) -> None:
         self.timeout = urllib3.Timeout(connect=min(timeout, 5.0), read=timeout)
         self.retries = retries
-        self.received = 0  # body bytes over the wire, retries included: what the report counts
-        self._lock = threading.Lock()
-        proxy = urllib.request.getproxies().get("https")
+        self._proxies = urllib.request.getproxies()  # HTTPS_PROXY, HTTP_PROXY, NO_PROXY, as pip reads them
         self._direct = urllib3.PoolManager(maxsize=8, headers={"User-Agent": USER_AGENT})
-        self._proxied = urllib3.ProxyManager(proxy, maxsize=8, headers={"User-Agent": USER_AGENT}) if proxy else None
+        self._proxied: dict[str, urllib3.ProxyManager] = {}
+        self._lock = threading.Lock()
 
     def _pool(self, url: str) -> urllib3.PoolManager:
-        host = urllib3.util.parse_url(url).host or ""
-        if self._proxied is None or urllib.request.proxy_bypass(host):
+        parsed = urllib3.util.parse_url(url)
+        proxy = self._proxies.get(parsed.scheme or "")
+        if not proxy or urllib.request.proxy_bypass(parsed.host or ""):
             return self._direct
-        return self._proxied
+        with self._lock:
+            if proxy not in self._proxied:
+                self._proxied[proxy] = urllib3.ProxyManager(proxy, maxsize=8, headers={"User-Agent": USER_AGENT})
+            return self._proxied[proxy]
 
     def get(
         self,
@@ -79,7 +82,7 @@ class Http:
             try:
                 if response.status >= 500 and response.status != 501:  # 501: no such endpoint here
                     raise FetchError(f"{url} answered {response.status}", response.status)
-                data = _read(response, url, limit, None, self._counter(None))
+                data = _read(response, url, limit, None, progress=None)
             finally:
                 response.release_conn()
             try:
@@ -89,15 +92,6 @@ class Http:
 
         answer: tuple[int, Any] = self._with_retries(url, once)
         return answer
-
-    def _counter(self, progress: Callable[[int], None] | None) -> Callable[[int], None]:
-        def count(n: int) -> None:
-            with self._lock:
-                self.received += n
-            if progress is not None:
-                progress(n)
-
-        return count
 
     def _with_retries(self, url: str, once: Callable[[], Any]) -> Any:
         attempt = 0
@@ -127,9 +121,7 @@ class Http:
         try:
             if response.status != 200:
                 raise FetchError(f"{url} answered {response.status}", response.status)
-            return _read(
-                response, url, limit if size is None else min(limit, size), size, self._counter(progress), sha256
-            )
+            return _read(response, url, limit if size is None else min(limit, size), size, progress, sha256)
         finally:
             response.release_conn()
 
@@ -139,7 +131,7 @@ def _read(
     url: str,
     limit: int,
     size: int | None,
-    count: Callable[[int], None],
+    progress: Callable[[int], None] | None,
     sha256: str | None = None,
 ) -> bytes:
     declared = response.headers.get("Content-Length")
@@ -150,7 +142,8 @@ def _read(
         data += chunk
         if len(data) > limit:
             raise FetchError(f"{url} sent more than the {limit:,} bytes expected", 0)
-        count(len(chunk))
+        if progress is not None:
+            progress(len(chunk))
     if size is not None and len(data) != size:
         # Fewer bytes than pinned: the transfer was cut short; worth another try.
         raise FetchError(f"{url} ended after {len(data):,} of {size:,} bytes")
