@@ -6,7 +6,12 @@ import concurrent.futures
 import hashlib
 import json
 import logging
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +20,7 @@ from mirrorfactory import mirror, release, unrelated
 from pipdelta import WheelSource, apply_patch
 from pipdelta.index.builder import build_index
 from pipdelta.index.files import read_project
+from pipdelta.index.jobs import inspect
 from pipdelta.index.model import ProjectIndex
 
 
@@ -61,10 +67,13 @@ def test_rerun_does_only_new_work_and_prunes_what_left(tmp_path: Path) -> None:
 
     release(source, "demo", "2.1")
     (source / "demo-1.0-cp311-cp311-linux_x86_64.whl").unlink()
+    (source / "solo-0.1-py3-none-any.whl").unlink()
     third = build_index(source, index, keep=1, jobs=2)
     assert (third.made, third.reused) == (1, 3)
     assert ("demo-2.0-py3-none-any.whl", "demo-2.1-py3-none-any.whl") in _pairs(_deltas(index, "demo"))
     assert not (index / "demo" / "patches" / "demo-1.0-cp311-cp311-linux_x86_64--1.1.pdelta").exists()
+    assert json.loads((index / "index.json").read_text())["projects"] == ["demo"]
+    assert not (index / "solo" / "deltas.json").exists()
 
 
 def test_a_killed_build_resumes_from_the_patches_it_finished(tmp_path: Path) -> None:
@@ -151,3 +160,43 @@ def test_cli_builds_with_an_executor_from_an_option(tmp_path: Path, capsys: pyte
     assert "cannot load executor" in capsys.readouterr().err
     assert main([*argv, "--executor", "builtins:object"]) == 1
     assert "not a concurrent.futures.Executor" in capsys.readouterr().err
+
+
+def test_sigkill_mid_build_leaves_no_torn_file_and_a_rerun_finishes(tmp_path: Path) -> None:
+    source, index = tmp_path / "mirror", tmp_path / "index"
+    source.mkdir()
+    for minor in range(12):
+        release(source, "many", f"1.{minor}")
+    command = [sys.executable, "-m", "pipdelta", "index", "build", str(source), "-o", str(index), "-j", "1", "-q"]
+    build = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while build.poll() is None and not list(index.glob("many/patches/*.pdelta")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    build.kill()
+    build.wait()
+    for patch in index.glob("many/patches/*.pdelta"):
+        inspect(patch)  # whole patches only: each one was renamed into place complete
+    resumed = build_index(source, index, jobs=2)
+    assert resumed.made + resumed.reused == 3 * 12 - 6 and resumed.failed == 0
+    assert len(_deltas(index, "many").deltas) == 30
+
+
+def test_a_worker_killed_mid_job_stops_the_build_with_advice_and_a_rerun_resumes(tmp_path: Path) -> None:
+    from pipdelta.errors import PipdeltaError
+
+    source, index = tmp_path / "mirror", tmp_path / "index"
+    source.mkdir()
+    for minor in range(8):
+        release(source, "many", f"1.{minor}")
+    pool = concurrent.futures.ProcessPoolExecutor(1)
+    with concurrent.futures.ThreadPoolExecutor(1) as runner:
+        build = runner.submit(build_index, source, index, keep=1, executor=pool)
+        while not build.done() and not list(index.glob("many/patches/*.pdelta")):
+            time.sleep(0.01)
+        for process in list(pool._processes.values()):  # as the kernel's OOM killer would
+            os.kill(process.pid, signal.SIGKILL)
+        with pytest.raises(PipdeltaError, match=r"worker died .* run again to resume"):
+            build.result()
+    pool.shutdown()
+    resumed = build_index(source, index, keep=1, jobs=2)
+    assert resumed.reused >= 1 and resumed.made + resumed.reused == 7

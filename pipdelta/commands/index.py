@@ -77,6 +77,34 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from pipdelta.index.policy import Policy
+    from pipdelta.server.app import IndexApp
+    from pipdelta.server.catalog import Catalog, StaticCatalog
+    from pipdelta.server.run import serve
+    from pipdelta.server.stats import Stats
+
+    _warnings_to_stderr()
+    stats = Stats()
+    policy = Policy.load(args.targets) if args.targets else Policy()
+    catalog: Catalog
+    if args.upstream:
+        from pipdelta.server.ondemand import OnDemandCatalog
+
+        if args.cache is None or args.index_dir is not None:
+            raise PipdeltaError("with --upstream, give --cache DIR (and no INDEX_DIR): deltas are made there")
+        catalog = OnDemandCatalog(args.upstream, args.cache, wait=args.build_wait, jobs=args.jobs, stats=stats)
+    else:
+        if args.index_dir is None or not args.index_dir.is_dir():
+            raise PipdeltaError("give the INDEX_DIR that `pipdelta index build` made (or --upstream and --cache)")
+        catalog = StaticCatalog(args.index_dir)
+    try:
+        serve(IndexApp(catalog, policy, base_url=args.base_url, stats=stats), args.host, args.port, args.threads)
+    finally:
+        catalog.close()
+    return 0
+
+
 def register(commands: Any) -> None:
     """Add ``index build`` and ``serve`` to the ``pipdelta`` parser."""
     index = commands.add_parser("index", help="build the delta index beside a mirror")
@@ -92,3 +120,22 @@ def register(commands: Any) -> None:
     build.add_argument("--executor", metavar="MODULE:FACTORY", help="run jobs on the Executor this callable returns")
     build.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     build.set_defaults(handler=_build)
+
+    serve = commands.add_parser("serve", help="serve a delta index with the upgrade query")
+    serve.add_argument("index_dir", type=Path, nargs="?", metavar="INDEX_DIR")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--targets", type=Path, metavar="FILE", help="target-version policy (TOML, docs/INDEX.md)")
+    serve.add_argument("--base-url", metavar="URL", help="public URL of the index, when behind a proxy")
+    serve.add_argument("--threads", type=int, default=8, help="requests served at once")
+    serve.add_argument("--upstream", metavar="SIMPLE_INDEX_URL", help="make missing deltas from this index's wheels")
+    serve.add_argument("--cache", type=Path, metavar="DIR", help="where on-demand wheels and deltas are kept")
+    serve.add_argument(
+        "--build-wait",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a query waits for an on-demand delta before answering 'full'",
+    )
+    serve.add_argument("-j", "--jobs", type=int, default=None, help="on-demand deltas made at once")
+    serve.set_defaults(handler=_serve)

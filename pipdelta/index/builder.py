@@ -6,6 +6,7 @@ import concurrent.futures
 import contextlib
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from pipdelta.errors import PipdeltaError
 from pipdelta.index import files
 from pipdelta.index.jobs import JobResult, PatchFacts, inspect, make_delta, too_large
 from pipdelta.index.mirror import MirrorWheel, groups, scan
-from pipdelta.index.model import DeltaEntry, IndexFormatError, ProjectIndex, WheelEntry
+from pipdelta.index.model import PROJECT_FILE, DeltaEntry, IndexFormatError, ProjectIndex
 from pipdelta.index.plan import Job, plan
 from pipdelta.index.progress import Progress
 from pipdelta.index.schedule import Call, Scheduler
@@ -43,6 +44,7 @@ class BuildSummary:
     seconds: float = 0.0
     peak_job_memory: int = 0
     warnings: list[str] = field(default_factory=list)
+    jobs: list[tuple[str, JobResult]] = field(default_factory=list)  # each delta tried: its patch name, outcome
 
     @property
     def ratio(self) -> float:
@@ -78,8 +80,7 @@ class _Project:
 
     def add(self, job: Job, facts: PatchFacts) -> None:
         url = f"{files.PATCHES}/{job.patch_name}"
-        old, new = (WheelEntry(w.filename, w.sha256, w.size) for w in (job.old.entry, job.new.entry))
-        self.deltas[url] = DeltaEntry(old, new, url, facts.size, facts.sha256, facts.format, facts.engines)
+        self.deltas[url] = facts.entry(job.old.entry, job.new.entry, url)
 
     def reusable(self, job: Job, max_ratio: float) -> PatchFacts | None:
         """The facts of this job's patch if a previous run left it complete and still wanted."""
@@ -123,8 +124,14 @@ def _executor(given: concurrent.futures.Executor | None, jobs: int) -> Iterator[
     if given is not None:
         yield given
         return
-    with concurrent.futures.ProcessPoolExecutor(jobs) as pool:
+    pool = concurrent.futures.ProcessPoolExecutor(jobs)
+    try:
         yield pool
+    except BaseException:
+        # Stopped (Ctrl-C, a dead worker): do not wait for the jobs in flight; their patches are atomic.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def build_index(
@@ -167,8 +174,41 @@ def build_index(
     projects = {name: _Project(out, name, members) for name, members in by_name.items()}
     summary.projects = len(projects)
 
-    todo: list[Job] = []
-    for job in plan(by_group, keep):
+    todo = _todo(plan(by_group, keep), projects, state, max_ratio, summary)
+    slots = jobs or os.cpu_count() or 1
+    budget = memory if memory is not None else (None if executor else _default_budget())
+    last_save = time.monotonic()
+    try:
+        with Progress(len(todo), enabled=progress) as bar, _executor(executor, slots) as pool:
+            scheduler: Scheduler[Job, JobResult] = Scheduler(pool, slots, budget)
+            for job, future in scheduler.run(todo, _work(out, max_ratio), lambda j: j.memory):
+                project = projects[job.project]
+                _record(summary, state, project, job, _result(job, future))
+                bar.advance(job.new.entry.filename)
+                project.waiting -= 1
+                if not project.waiting:
+                    project.publish()
+                if time.monotonic() - last_save > SAVE_EVERY:
+                    state.save(out)
+                    last_save = time.monotonic()
+        files.write_json(out / files.ROOT_FILE, files.root_json(list(projects)))
+        _forget_gone(out, set(projects))
+    finally:
+        state.save(out)  # even when stopped: what was learnt about skipped deltas and hashes is kept
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _todo(
+    planned: list[Job],
+    projects: dict[NormalizedName, _Project],
+    state: BuildState,
+    max_ratio: float,
+    summary: BuildSummary,
+) -> list[Job]:
+    """The planned jobs still to do; the others are reused, and projects with nothing to do are published."""
+    todo = []
+    for job in planned:
         project = projects[job.project]
         facts = project.reusable(job, max_ratio)
         if facts is not None:
@@ -180,27 +220,15 @@ def build_index(
     for project in projects.values():
         if not project.waiting:
             project.publish()
+    return todo
 
-    slots = jobs or os.cpu_count() or 1
-    budget = memory if memory is not None else (None if executor else _default_budget())
-    last_save = time.monotonic()
-    with Progress(len(todo), enabled=progress) as bar, _executor(executor, slots) as pool:
-        scheduler: Scheduler[Job, JobResult] = Scheduler(pool, slots, budget)
-        for job, future in scheduler.run(todo, _work(out, max_ratio), lambda j: j.memory):
-            result = _result(job, future)
-            _record(summary, state, projects[job.project], job, result)
-            bar.advance(job.new.entry.filename)
-            project = projects[job.project]
-            project.waiting -= 1
-            if not project.waiting:
-                project.publish()
-            if time.monotonic() - last_save > SAVE_EVERY:
-                state.save(out)
-                last_save = time.monotonic()
-    files.write_json(out / files.ROOT_FILE, files.root_json(list(projects)))
-    state.save(out)
-    summary.seconds = time.perf_counter() - started
-    return summary
+
+def _forget_gone(out: Path, projects: set[NormalizedName]) -> None:
+    """Remove the files of projects that have no wheels left in the mirror (after index.json dropped them)."""
+    for listed in out.glob(f"*/{PROJECT_FILE}"):
+        if listed.parent.name not in projects:
+            shutil.rmtree(listed.parent / files.PATCHES, ignore_errors=True)
+            listed.unlink()
 
 
 def _work(out: Path, max_ratio: float) -> Callable[[Job], Call[JobResult]]:
@@ -214,7 +242,7 @@ def _work(out: Path, max_ratio: float) -> Callable[[Job], Call[JobResult]]:
 def _result(job: Job, future: concurrent.futures.Future[JobResult]) -> JobResult:
     try:
         return future.result()
-    except concurrent.futures.process.BrokenProcessPool:
+    except concurrent.futures.BrokenExecutor:
         raise PipdeltaError(
             f"a worker died while making {job.patch_name} (out of memory?); run again to resume, "
             "with fewer --jobs or a smaller --memory"
@@ -225,6 +253,7 @@ def _result(job: Job, future: concurrent.futures.Future[JobResult]) -> JobResult
 
 def _record(summary: BuildSummary, state: BuildState, project: _Project, job: Job, result: JobResult) -> None:
     summary.input_bytes += job.input_bytes
+    summary.jobs.append((job.patch_name, result))
     summary.peak_job_memory = max(summary.peak_job_memory, result.peak_memory)
     if result.facts is not None:
         project.add(job, result.facts)

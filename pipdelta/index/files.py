@@ -9,12 +9,18 @@ from typing import Any
 from packaging.utils import NormalizedName
 
 from pipdelta.format.patchfile import atomic_write
-from pipdelta.index.model import API_VERSION, PROJECT_FILE, IndexFormatError, ProjectIndex
+from pipdelta.index.model import API_VERSION, PROJECT_FILE, IndexFormatError, ProjectIndex, WheelKey
 
 ROOT_FILE = "index.json"
 PATCHES = "patches"
 # The builder's private state; the server never serves a name that starts with a dot.
 STATE_DIR = ".pipdelta"
+
+
+def patch_name(old_filename: str, new: WheelKey) -> str:
+    """``rich-13.7.1-py3-none-any--13.8.0.pdelta``: unique in a project's folder (a delta never crosses tag sets)."""
+    build = f"-{new.build[0]}{new.build[1]}" if new.build else ""
+    return f"{old_filename.removesuffix('.whl')}--{new.version}{build}.pdelta"
 
 
 def project_file(index_dir: Path, project: NormalizedName) -> Path:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pipdelta.errors import PipdeltaError
 from pipdelta.format.patchfile import VERSION, read_patch
+from pipdelta.index.model import DeltaEntry, WheelEntry
 from pipdelta.make.maker import make_patch
 
 
@@ -23,6 +24,11 @@ class PatchFacts:
     sha256: str
     engines: tuple[str, ...]
     format: int = VERSION
+
+    def entry(self, old: WheelEntry, new: WheelEntry, url: str) -> DeltaEntry:
+        """The delta's index entry; its ends are pinned by filename, sha256 and size (no URL)."""
+        ends = [WheelEntry(w.filename, w.sha256, w.size) for w in (old, new)]
+        return DeltaEntry(ends[0], ends[1], url, self.size, self.sha256, self.format, self.engines)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from packaging.utils import NormalizedName
 
+from pipdelta.index.files import patch_name
 from pipdelta.index.mirror import Group, MirrorWheel
 
 # bsdiff4's suffix sort takes about 17 bytes per byte of the old wheel's content, and make_patch holds
@@ -24,10 +25,7 @@ class Job:
 
     @property
     def patch_name(self) -> str:
-        """``rich-13.7.1-py3-none-any--13.8.0.pdelta``: unique within the project's folder."""
-        key = self.new.key
-        build = f"-{key.build[0]}{key.build[1]}" if key.build else ""
-        return f"{self.old.entry.filename.removesuffix('.whl')}--{key.version}{build}.pdelta"
+        return patch_name(self.old.entry.filename, self.new.key)
 
     @property
     def memory(self) -> int:

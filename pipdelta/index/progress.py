@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import TracebackType
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.progress import Progress as RichProgress
 
@@ -21,6 +22,7 @@ class Progress:
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
                 TextColumn("{task.description}"),
+                console=Console(stderr=True),
                 transient=True,
             )
             self._task = self._bar.add_task("", total=total)

@@ -1,0 +1,56 @@
+"""Run the server on waitress: blocking for ``pipdelta serve``, or in a thread for tests and demos."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from waitress.server import create_server
+from waitress.wasyncore import close_all
+
+from pipdelta.index.query import MAX_BODY
+
+
+def _server(app: Any, host: str, port: int, threads: int) -> Any:
+    return create_server(
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="pipdelta",
+        # Bodies past the query limit are refused by waitress from their Content-Length, before being read;
+        # one byte over the limit still reaches the application, which answers 413 with a JSON message.
+        max_request_body_size=MAX_BODY + 2,
+        max_request_header_size=64 << 10,
+        channel_timeout=60,
+        connection_limit=256,
+    )
+
+
+def serve(app: Any, host: str = "127.0.0.1", port: int = 8000, threads: int = 8) -> None:
+    """Serve ``app`` until interrupted."""
+    server = _server(app, host, port, threads)
+    log = getattr(app, "log", None)
+    if log is not None:
+        log.event("listening", url=f"http://{host}:{server.effective_port}/")
+    try:
+        server.run()
+    finally:
+        server.close()
+
+
+@contextlib.contextmanager
+def running(app: Any, host: str = "127.0.0.1", port: int = 0, threads: int = 8) -> Iterator[str]:
+    """Serve ``app`` in a background thread; yields its base URL (``http://127.0.0.1:PORT``)."""
+    server = _server(app, host, port, threads)
+    thread = threading.Thread(target=server.run, name="pipdelta-serve", daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.effective_port}"
+    finally:
+        server.task_dispatcher.shutdown()  # finish the requests in flight first, then stop listening
+        # Sockets are closed by the loop's own thread (closing them from here races its poll()).
+        server.trigger.pull_trigger(lambda: close_all(server._map))
+        thread.join(10)
