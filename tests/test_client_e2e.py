@@ -23,6 +23,10 @@ from pipdelta.client.wheelhouse import write_simple_index
 from pipdelta.demo.mirror import QuietHandler, Served
 from pipdelta.index.model import DeltaEntry, ProjectIndex, WheelEntry
 from pipdelta.make.maker import make_patch
+from pipdelta.server.app import IndexApp
+from pipdelta.server.catalog import StaticCatalog
+from pipdelta.server.run import running
+from pipdelta.server.stats import Stats
 
 ALPHA_10 = {f"alpha/mod{i}.py": module_text(i) for i in range(16)}
 ALPHA_11 = {**ALPHA_10, "alpha/mod3.py": module_text(103), "alpha/new.py": b"NEW = 1\n"}
@@ -74,6 +78,7 @@ class World:
     simple: Served
     deltas: Served
     template: Path
+    index: Path
 
     def reset(self) -> None:
         self.simple.server.wheel_requests = 0  # type: ignore[attr-defined]
@@ -137,7 +142,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
     simple = Served(base / "mirror", MirrorHandler)
     deltas = Served(index, DeltaHandler)
-    w = World(wheels, simple, deltas, base / "template")
+    w = World(wheels, simple, deltas, base / "template", index)
     w.reset()
     template = w.template
     subprocess.run([sys.executable, "-m", "venv", str(template)], check=True)
@@ -315,3 +320,17 @@ def test_dry_run_downloads_and_installs_nothing(world: World, venv: Path, capsys
     assert world.deltas.server.patch_requests == 0  # type: ignore[attr-defined]
     out = capsys.readouterr().out
     assert "dry run" in out and "alpha" in out and "chain" in out
+
+
+def test_the_upgrade_query_of_pipdelta_serve(world: World, venv: Path) -> None:
+    """Against the real server: its query answers the path (a chain here), the patches come from it too."""
+    stats = Stats()
+    app = IndexApp(StaticCatalog(world.index), stats=stats)
+    with running(app) as url:
+        report = upgrade(venv, url, "alpha==1.2", "beta==1.1")
+    for wheel in ("alpha-1.2", "beta-1.1"):
+        assert_installed(venv, world.wheels[wheel])
+    assert report["alpha"]["method"] == "chain" and report["beta"]["method"] == "delta"
+    counters = stats.snapshot()
+    assert counters["queries"] == 1 and counters["patches_served"] == 3
+    assert world.simple.server.wheel_requests == 0  # type: ignore[attr-defined]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
@@ -17,6 +18,10 @@ from pipdelta.demo.mirror import Served
 from pipdelta.demo.wheels import build_home_made, fetch_real
 from pipdelta.errors import PipdeltaError
 from pipdelta.index.builder import build_index
+from pipdelta.server.app import IndexApp
+from pipdelta.server.catalog import StaticCatalog
+from pipdelta.server.logs import JsonLog
+from pipdelta.server.run import running
 
 
 class DemoFailed(PipdeltaError):
@@ -56,8 +61,8 @@ def _run(work: Path, offline: bool, console: Console) -> int:
         summary = build_index(mirror / "files", work / "deltas")
     console.print(f"[bold]2.[/] Delta index: {summary}")
 
-    with Served(mirror) as simple, Served(work / "deltas") as deltas:
-        console.print(f"[bold]3.[/] Mirror at {simple.url}/simple/, delta index at {deltas.url}/ (both 127.0.0.1).")
+    with Served(mirror) as simple, running(_quiet_app(work / "deltas")) as deltas:
+        console.print(f"[bold]3.[/] Mirror at {simple.url}/simple/, pipdelta serve at {deltas}/ (both 127.0.0.1).")
         env = _isolated(os.environ, simple.url, work)
         venv = work / "venv"
         python = str(venv / "bin" / "python") if os.name != "nt" else str(venv / "Scripts" / "python.exe")
@@ -66,12 +71,17 @@ def _run(work: Path, offline: bool, console: Console) -> int:
             _step(f"install {project} {old}", [python, "-m", "pip", "install", "-q", f"{project}=={old}"], env)
         console.print(f"[bold]4.[/] venv {venv} has {project} {old}. Now: pipdelta upgrade {project}=={new}")
         upgrade = [sys.executable, "-m", "pipdelta", "upgrade", f"{project}=={new}"]
-        status = subprocess.run([*upgrade, "--python", python, "--delta-index", deltas.url], env=env, check=False)
+        status = subprocess.run([*upgrade, "--python", python, "--delta-index", deltas], env=env, check=False)
         if status.returncode != 0:
             return status.returncode
         _step("check the venv", [python, "-m", "pip", "check"], env)
     console.print(f"[bold]5.[/] {project} {new} is installed, rebuilt byte for byte and verified; pip check is clean.")
     return 0
+
+
+def _quiet_app(index: Path) -> IndexApp:
+    """``pipdelta serve``'s application, its request log kept out of the demo's output."""
+    return IndexApp(StaticCatalog(index), log=JsonLog(io.StringIO()))
 
 
 def _isolated(environ: Mapping[str, str], mirror: str, work: Path) -> dict[str, str]:
