@@ -2,8 +2,10 @@
 
 For each pair of ../shared/corpus/pairs.tsv: a venv with the old wheel, then the upgrade by pip and by
 pipdelta (each in its own copy of that venv), both through the same local mirror on 127.0.0.1 whose
-server sends at most 20 Mbit/s in total. Bytes are counted by the servers. Exits 1 when the aggregate
-misses the targets: pipdelta at most 0.3x pip's wall time and 10 % of its bytes.
+server sends at most 20 Mbit/s in total. Bytes are counted by the servers. The old version is installed
+beforehand by pip from an unthrottled copy of the mirror with pip's HTTP cache on, as on a laptop where
+pip installed it from PyPI; both upgrades share that cache. Exits 1 when the aggregate misses the
+targets: pipdelta at most 0.3x pip's wall time and 10 % of its bytes.
 
     python benchmarks/upgrade.py [--pairs FILE] [--corpus DIR] [--index DIR] [--only NAME...]
 """
@@ -74,7 +76,7 @@ def isolated_env(mirror: str, work: Path) -> dict[str, str]:
     env.update(
         PIP_CONFIG_FILE=os.devnull,
         PIP_INDEX_URL=f"{mirror}/simple",
-        PIP_NO_CACHE_DIR="1",
+        PIP_CACHE_DIR=str(work / "pipcache"),
         PIP_DISABLE_PIP_VERSION_CHECK="1",
         PIPDELTA_CACHE_DIR=str(work / "pdcache"),
         PIPDELTA_CONFIG=str(work / "absent.toml"),
@@ -93,11 +95,12 @@ def installed_version(python: Path, name: str) -> str:
     return subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
 
 
-def fresh_venv(template: Path, target: Path, old_wheel: Path, env: dict[str, str]) -> Path:
+def fresh_venv(template: Path, target: Path, requirement: str, env: dict[str, str]) -> Path:
+    """A venv with the old version, installed by pip from the unthrottled mirror (``env``), cache on."""
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(template, target, symlinks=True)
     python = target / "bin" / "python"
-    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", old_wheel], env=env, check=True)
+    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", requirement], env=env, check=True)
     return python
 
 
@@ -121,7 +124,7 @@ def main() -> int:
         print(f"no corpus in {args.corpus} (run ../shared/corpus/fetch.sh)", file=sys.stderr)
         return 2
 
-    console = Console()
+    console = Console(width=170)
     with tempfile.TemporaryDirectory(prefix="pipdelta-bench-") as tmp:
         work = Path(tmp)
         write_simple_index(wheels, work / "mirror")
@@ -129,18 +132,23 @@ def main() -> int:
             console.print(f"delta index: {build_index(work / 'mirror' / 'files', args.index)}")
         template = work / "template"
         subprocess.run([sys.executable, "-m", "venv", template], check=True)
-        with Served(work / "mirror", ThrottledHandler) as mirror, Served(args.index, ThrottledHandler) as deltas:
+        with (
+            Served(work / "mirror", ThrottledHandler) as mirror,
+            Served(args.index, ThrottledHandler) as deltas,
+            Served(work / "mirror") as setup,
+        ):
             env = isolated_env(mirror.url, work)
+            # pip caches plain-HTTP downloads only from trusted hosts; PyPI's HTTPS ones always.
+            setup_env = {**isolated_env(setup.url, work), "PIP_TRUSTED_HOST": "127.0.0.1"}
             results = []
             for name, old, new in pairs:
-                old_wheel = next(w for w in wheels if _is(w, name, old))
                 size = next(w for w in wheels if _is(w, name, new)).stat().st_size
-                python = fresh_venv(template, work / "venv", old_wheel, env)
+                python = fresh_venv(template, work / "venv", f"{name}=={old}", setup_env)
                 pip = Run(
                     *timed([python, "-m", "pip", "install", "-q", "--upgrade", "--no-deps", f"{name}=={new}"], env)
                 )
                 assert installed_version(python, name) == new
-                python = fresh_venv(template, work / "venv", old_wheel, env)
+                python = fresh_venv(template, work / "venv", f"{name}=={old}", setup_env)
                 shutil.rmtree(work / "pdcache", ignore_errors=True)
                 report = work / "report.json"
                 command = [sys.executable, "-m", "pipdelta", "upgrade", f"{name}=={new}", "--no-deps", "-q"]

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 
 from pipdelta.apply.applier import apply_patch
 from pipdelta.apply.sources import OldContent, WheelSource
+from pipdelta.client import pipcache
 from pipdelta.client.cache import Cache
 from pipdelta.client.config import Settings
 from pipdelta.client.deltaindex import DeltaIndex, Goal, Offer, Start
@@ -56,10 +57,13 @@ def run(
     warn = warn or (
         lambda line: console.print(f"[yellow]pipdelta: warning:[/] {line}", highlight=False, soft_wrap=True)
     )
-    planned = plan(environment, request)
-    installed = environment.installed()
+    with ThreadPoolExecutor(max_workers=2) as probe:  # what is installed, and where pip caches, while pip plans
+        listing = probe.submit(environment.installed)
+        pip_cache = probe.submit(pipcache.pip_cache_dir, environment)
+        planned = plan(environment, request)
+        installed = listing.result()
     cache = Cache(settings.cache_dir)
-    sources = LocalSources(environment, cache, installed)
+    sources = LocalSources(environment, cache, installed, pip_cache.result())
     outcomes = {p.name: _outcome(p, installed.get(p.name)) for p in planned}
     http = Http(timeout=settings.timeout, retries=settings.retries)
     jobs = _query(settings, http, planned, sources, outcomes, warn)
