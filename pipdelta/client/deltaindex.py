@@ -107,7 +107,7 @@ class DeltaIndex:
             status, answer = self.http.post_json(self.base + "query", request)
         except FetchError as exc:
             if exc.status is None:
-                raise  # unreachable: the static files are on the same server
+                raise  # unreachable (or cut off): the static files are on the same server
             return None  # the query failed, but the static files may still be served
         if status != 200 or not isinstance(answer, dict):
             return None

@@ -21,11 +21,16 @@ MAX_JSON = 64 << 20  # no project's delta metadata comes near this
 
 
 class FetchError(PipdeltaError):
-    """A download failed, was cut short, was larger than declared or had the wrong sha256."""
+    """A download failed, was cut short, was larger than declared or had the wrong sha256.
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    ``status`` is the HTTP status when the server answered with an error; ``transient`` says whether
+    another try may succeed (no connection, a 5xx, a body cut short).
+    """
+
+    def __init__(self, message: str, status: int | None = None, *, transient: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.transient = transient
 
 
 class Http:
@@ -81,7 +86,7 @@ class Http:
             )
             try:
                 if response.status >= 500 and response.status != 501:  # 501: no such endpoint here
-                    raise FetchError(f"{url} answered {response.status}", response.status)
+                    raise FetchError(f"{url} answered {response.status}", response.status, transient=True)
                 data = _read(response, url, limit, None, progress=None)
             finally:
                 response.release_conn()
@@ -99,11 +104,11 @@ class Http:
             try:
                 return once()
             except FetchError as exc:
-                if (exc.status is not None and exc.status < 500) or attempt >= self.retries:
+                if not exc.transient or attempt >= self.retries:
                     raise
             except Urllib3Error as exc:
                 if attempt >= self.retries:
-                    raise FetchError(f"cannot download {url}: {_reason(exc)}") from None
+                    raise FetchError(f"cannot download {url}: {_reason(exc)}", transient=True) from None
             attempt += 1
             time.sleep(0.2 * 2**attempt)
 
@@ -120,7 +125,7 @@ class Http:
         )
         try:
             if response.status != 200:
-                raise FetchError(f"{url} answered {response.status}", response.status)
+                raise FetchError(f"{url} answered {response.status}", response.status, transient=response.status >= 500)
             return _read(response, url, limit if size is None else min(limit, size), size, progress, sha256)
         finally:
             response.release_conn()
@@ -136,19 +141,19 @@ def _read(
 ) -> bytes:
     declared = response.headers.get("Content-Length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise FetchError(f"{url} is {int(declared):,} bytes, more than the {limit:,} expected", 0)
+        raise FetchError(f"{url} is {int(declared):,} bytes, more than the {limit:,} expected")
     data = bytearray()
     for chunk in response.stream(1 << 16):
         data += chunk
         if len(data) > limit:
-            raise FetchError(f"{url} sent more than the {limit:,} bytes expected", 0)
+            raise FetchError(f"{url} sent more than the {limit:,} bytes expected")
         if progress is not None:
             progress(len(chunk))
     if size is not None and len(data) != size:
         # Fewer bytes than pinned: the transfer was cut short; worth another try.
-        raise FetchError(f"{url} ended after {len(data):,} of {size:,} bytes")
+        raise FetchError(f"{url} ended after {len(data):,} of {size:,} bytes", transient=True)
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256.lower():
-        raise FetchError(f"{url} does not have the sha256 the delta index pins", 0)
+        raise FetchError(f"{url} does not have the sha256 the delta index pins")
     return bytes(data)
 
 
