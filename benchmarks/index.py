@@ -53,10 +53,11 @@ def bench_build(source: Path, out: Path, jobs: int) -> None:
     with executor(jobs) as pool:
         summary = build_index(source, out, keep=3, jobs=jobs, executor=pool)
     print(f"\nBuilder: {len(wheels)} wheels ({size / 1e6:.1f} MB) in, {jobs} jobs at once")
-    print(f"{'delta':64} {'seconds':>8} {'peak MiB':>9} {'patch':>12}")
-    for name, result in sorted(summary.jobs, key=lambda item: -item[1].peak_memory):
-        patch = f"{result.facts.size:,}" if result.facts else (result.skipped or "")[:12]
-        print(f"{name[:64]:64} {result.seconds:8.1f} {result.peak_memory / 2**20:9.0f} {patch:>12}")
+    print(f"{'delta':56} {'seconds':>8} {'peak MiB':>9} {'estimate':>9} {'patch':>12}")
+    for name, estimate, result in sorted(summary.jobs, key=lambda item: -item[2].peak_memory):
+        patch = f"{result.facts.size:,}" if result.facts else (result.reason or "")[:12]
+        mib = result.peak_memory / 2**20
+        print(f"{name[:56]:56} {result.seconds:8.1f} {mib:9.0f} {estimate / 2**20:9.0f} {patch:>12}")
     print(summary)
     again = build_index(source, out, keep=3, jobs=jobs)
     print(f"re-run (incremental): {again.made} made, {again.reused} reused in {again.seconds:.2f} s")

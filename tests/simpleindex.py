@@ -57,6 +57,16 @@ def serving(index: SimpleIndex) -> Iterator[str]:
     """Yields the index's URL (``http://127.0.0.1:PORT/simple``)."""
 
     class Handler(BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:
+            parts = [p for p in self.path.split("/") if p]
+            path = index.folder / parts[-1]
+            if len(parts) != 2 or parts[0] != "files" or not path.is_file():
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(path.stat().st_size))
+            self.end_headers()
+
         def do_GET(self) -> None:
             parts = [p for p in self.path.split("/") if p]
             found: tuple[str, bytes] | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import logging
@@ -105,7 +106,7 @@ def test_corrupt_wheels_are_skipped_with_a_warning(tmp_path: Path, caplog: pytes
     assert summary.failed == 1 and summary.made == 4
     assert len(summary.warnings) == 3
     assert any("demo-3.0-py3-none-any.whl" in w for w in summary.warnings)
-    assert any("solo-0.2-py3-none-any.whl" in w and "failed" in w for w in summary.warnings)
+    assert any("solo-0.2-py3-none-any.whl" in w and "could not make" in w for w in summary.warnings)
     assert len(caplog.records) == 3
     assert _deltas(index, "solo").deltas == ()
     assert build_index(source, index, keep=1, jobs=2).failed == 0  # not retried until the file changes
@@ -160,6 +161,20 @@ def test_cli_builds_with_an_executor_from_an_option(tmp_path: Path, capsys: pyte
     assert "cannot load executor" in capsys.readouterr().err
     assert main([*argv, "--executor", "builtins:object"]) == 1
     assert "not a concurrent.futures.Executor" in capsys.readouterr().err
+    assert main([*argv, "--primary-url", "https://files.example/{path}"]) == 1
+    assert "use only {filename} and {project}" in capsys.readouterr().err
+    assert main([*argv, "--primary-url", "https://files.example/{project}/{filename}"]) == 0
+    wheel = _deltas(tmp_path / "index", "demo").wheels[0]
+    assert wheel.url == f"https://files.example/demo/{wheel.filename}"
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
 
 
 def test_sigkill_mid_build_leaves_no_torn_file_and_a_rerun_finishes(tmp_path: Path) -> None:
@@ -172,8 +187,14 @@ def test_sigkill_mid_build_leaves_no_torn_file_and_a_rerun_finishes(tmp_path: Pa
     deadline = time.monotonic() + 60
     while build.poll() is None and not list(index.glob("many/patches/*.pdelta")) and time.monotonic() < deadline:
         time.sleep(0.01)
+    workers = _children(build.pid)
     build.kill()
     build.wait()
+    deadline = time.monotonic() + 10
+    while workers and time.monotonic() < deadline:  # orphaned pool workers notice and leave
+        time.sleep(0.1)
+        workers = [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    assert not workers
     for patch in index.glob("many/patches/*.pdelta"):
         inspect(patch)  # whole patches only: each one was renamed into place complete
     resumed = build_index(source, index, jobs=2)

@@ -1,11 +1,15 @@
-"""The job scheduler keeps the jobs in flight within their slots and memory budget."""
+"""The job scheduler keeps the jobs in flight within their slots and memory budget (``--jobs``, ``--memory``)."""
 
 from __future__ import annotations
 
+import argparse
 import concurrent.futures
 import threading
 import time
 
+import pytest
+
+from pipdelta.commands.index import size
 from pipdelta.index.schedule import Scheduler
 
 
@@ -37,3 +41,9 @@ def test_a_job_over_the_budget_still_runs_alone() -> None:
         scheduler: Scheduler[int, int] = Scheduler(pool, slots=2, budget=4)
         done = [f.result() for _, f in scheduler.run([10, 3], lambda s: (abs, (s,)), lambda s: s)]
     assert sorted(done) == [3, 10]
+
+
+def test_memory_option_sizes() -> None:
+    assert (size("8G"), size("512M"), size("1.5GiB"), size("4096")) == (8 << 30, 512 << 20, 3 << 29, 4096)
+    with pytest.raises(argparse.ArgumentTypeError, match="not a size"):
+        size("lots")

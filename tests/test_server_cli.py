@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -60,3 +61,8 @@ def test_serve_command_refuses_bad_setups_in_one_line(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "banana" in bad.stderr and "Traceback" not in bad.stderr
     mixed = run(str(tmp_path), "--upstream", "http://127.0.0.1:9/simple")
     assert mixed.returncode == 1 and "--cache" in mixed.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = run(str(tmp_path), "--port", str(taken.getsockname()[1]))
+    assert busy.returncode == 1 and "cannot listen on 127.0.0.1" in busy.stderr and "Traceback" not in busy.stderr

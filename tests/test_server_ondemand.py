@@ -98,10 +98,14 @@ def test_an_upstream_wheel_with_the_wrong_hash_means_a_full_download(on_demand: 
     assert not list(cache.rglob("*.pdelta")) and not list(cache.rglob("demo-1.2-py3-none-any.whl"))
 
 
-@pytest.mark.parametrize("on_demand", [{"wait": 0}], indirect=True)
-def test_a_slow_delta_is_answered_full_now_and_served_when_ready(on_demand: tuple[str, SimpleIndex, Path]) -> None:
+@pytest.mark.parametrize("on_demand", [{"json": False, "wait": 0}], indirect=True)
+def test_a_slow_delta_is_answered_full_now_and_served_when_ready(
+    on_demand: tuple[str, SimpleIndex, Path], wheels: Path
+) -> None:
     base, _, _ = on_demand
-    assert query(base, [have("other", "1.0")])["other"]["path"] == "full"
+    first = query(base, [have("other", "1.0")])["other"]
+    assert first["path"] == "full"
+    assert first["to"]["size"] == first["bytes"] == (wheels / "other-2.0-py3-none-any.whl").stat().st_size
     for _ in range(600):
         if _stats(base)["deltas_made"]:
             break

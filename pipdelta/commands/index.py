@@ -30,6 +30,11 @@ def _primary_url(template: str | None) -> Callable[[str], str | None] | None:
         return None
     from packaging.utils import parse_wheel_filename
 
+    try:
+        template.format(filename="f", project="p")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise PipdeltaError(f"--primary-url {template!r}: use only {{filename}} and {{project}} ({exc!r})") from None
+
     def url(filename: str) -> str:
         return template.format(filename=filename, project=parse_wheel_filename(filename)[0])
 
@@ -111,7 +116,7 @@ def register(commands: Any) -> None:
     actions = index.add_subparsers(dest="action", required=True, metavar="ACTION")
     build = actions.add_parser("build", help="make or update the delta index for a folder of wheels")
     build.add_argument("source", type=Path, metavar="WHEEL_DIR", help="flat folder of wheels or a bandersnatch tree")
-    build.add_argument("-o", "--output", type=Path, required=True, metavar="INDEX_DIR")
+    build.add_argument("-o", "--output", type=Path, required=True, metavar="INDEX_DIR", help="made or updated")
     build.add_argument("--keep", type=int, default=3, metavar="K", help="deltas from the K versions before each")
     build.add_argument("--max-ratio", type=float, default=0.5, help="keep a delta only up to this share of its target")
     build.add_argument("-j", "--jobs", type=int, default=None, help="jobs at once (default: CPU count)")
@@ -122,9 +127,9 @@ def register(commands: Any) -> None:
     build.set_defaults(handler=_build)
 
     serve = commands.add_parser("serve", help="serve a delta index with the upgrade query")
-    serve.add_argument("index_dir", type=Path, nargs="?", metavar="INDEX_DIR")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("index_dir", type=Path, nargs="?", metavar="INDEX_DIR", help="made by `pipdelta index build`")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0: any free one)")
     serve.add_argument("--targets", type=Path, metavar="FILE", help="target-version policy (TOML, docs/INDEX.md)")
     serve.add_argument("--base-url", metavar="URL", help="public URL of the index, when behind a proxy")
     serve.add_argument("--threads", type=int, default=8, help="requests served at once")

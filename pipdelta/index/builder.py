@@ -16,7 +16,7 @@ from packaging.utils import NormalizedName
 
 from pipdelta.errors import PipdeltaError
 from pipdelta.index import files
-from pipdelta.index.jobs import JobResult, PatchFacts, inspect, make_delta, too_large
+from pipdelta.index.jobs import JobResult, PatchFacts, exit_with_parent, inspect, make_delta, too_large
 from pipdelta.index.mirror import MirrorWheel, groups, scan
 from pipdelta.index.model import PROJECT_FILE, DeltaEntry, IndexFormatError, ProjectIndex
 from pipdelta.index.plan import Job, plan
@@ -44,7 +44,8 @@ class BuildSummary:
     seconds: float = 0.0
     peak_job_memory: int = 0
     warnings: list[str] = field(default_factory=list)
-    jobs: list[tuple[str, JobResult]] = field(default_factory=list)  # each delta tried: its patch name, outcome
+    # Each delta tried in this run: its patch name, the memory estimate it was scheduled by, and its outcome.
+    jobs: list[tuple[str, int, JobResult]] = field(default_factory=list)
 
     @property
     def ratio(self) -> float:
@@ -124,7 +125,7 @@ def _executor(given: concurrent.futures.Executor | None, jobs: int) -> Iterator[
     if given is not None:
         yield given
         return
-    pool = concurrent.futures.ProcessPoolExecutor(jobs)
+    pool = concurrent.futures.ProcessPoolExecutor(jobs, initializer=exit_with_parent, initargs=(os.getpid(),))
     try:
         yield pool
     except BaseException:
@@ -248,12 +249,12 @@ def _result(job: Job, future: concurrent.futures.Future[JobResult]) -> JobResult
             "with fewer --jobs or a smaller --memory"
         ) from None
     except Exception as exc:  # an executor of another kind failed the job: keep building the rest
-        return JobResult(None, f"failed: {type(exc).__name__}: {exc}", 0.0, 0, retry=True)
+        return JobResult(None, f"{type(exc).__name__}: {exc}", 0.0, 0, failed=True, retry=True)
 
 
 def _record(summary: BuildSummary, state: BuildState, project: _Project, job: Job, result: JobResult) -> None:
     summary.input_bytes += job.input_bytes
-    summary.jobs.append((job.patch_name, result))
+    summary.jobs.append((job.patch_name, job.memory, result))
     summary.peak_job_memory = max(summary.peak_job_memory, result.peak_memory)
     if result.facts is not None:
         project.add(job, result.facts)
@@ -261,12 +262,12 @@ def _record(summary: BuildSummary, state: BuildState, project: _Project, job: Jo
         summary.patch_bytes += result.facts.size
         summary.target_bytes += job.new.entry.size
         return
-    reason = result.skipped or "no patch"
+    reason = result.reason or "no patch"
     if not result.retry:
         state.skipped[BuildState.pair(job.old.entry.sha256, job.new.entry.sha256)] = reason
-    if reason.startswith("failed"):
+    if result.failed:
         summary.failed += 1
-        message = f"no delta {job.old.entry.filename} -> {job.new.entry.filename}: {reason}"
+        message = f"could not make the delta {job.old.entry.filename} -> {job.new.entry.filename}: {reason}"
         summary.warnings.append(message)
         log.warning(message)
     else:

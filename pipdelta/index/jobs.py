@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +38,10 @@ class JobResult:
     """A job's outcome: the patch's facts, or why there is none; with time and peak memory."""
 
     facts: PatchFacts | None
-    skipped: str | None
+    reason: str | None  # why there is no patch: too large, or how making it failed
     seconds: float
     peak_memory: int
+    failed: bool = False
     retry: bool = False  # the failure was of this run (disk, executor), not of these wheels
 
 
@@ -60,22 +63,33 @@ def make_delta(old: Path, new: Path, out: Path, max_ratio: float) -> JobResult:
     """Make ``out`` from ``old`` to ``new``; a patch over ``max_ratio`` of the new wheel is deleted."""
     _reset_peak()
     start = time.perf_counter()
-    facts, skipped, retry = None, None, False
+    facts, reason, failed, retry = None, None, False, False
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         report = make_patch(old, new, out)
-        skipped = too_large(report.patch_size, report.new_size, max_ratio)
-        if skipped:
+        reason = too_large(report.patch_size, report.new_size, max_ratio)
+        if reason:
             out.unlink()
         else:
             facts = inspect(out)
     except PipdeltaError as exc:
-        skipped = f"failed: {exc}"
+        reason, failed = str(exc), True
     except OSError as exc:
-        skipped, retry = f"failed: {exc}", True
+        reason, failed, retry = str(exc), True, True
     except Exception as exc:  # a corrupt wheel may break the engine anywhere; it must not stop the build
-        skipped = f"failed: {type(exc).__name__}: {exc}"
-    return JobResult(facts, skipped, time.perf_counter() - start, _peak(), retry)
+        reason, failed = f"{type(exc).__name__}: {exc}", True
+    return JobResult(facts, reason, time.perf_counter() - start, _peak(), failed, retry)
+
+
+def exit_with_parent(parent: int) -> None:
+    """Make this pool worker exit when the builder is gone (killed, it cannot tell its workers to stop)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="pipdelta-parent-watch", daemon=True).start()
 
 
 def _reset_peak() -> None:

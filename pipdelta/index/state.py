@@ -9,7 +9,7 @@ from pathlib import Path
 from pipdelta.index.files import STATE_DIR, write_json
 
 STATE_FILE = "build-state.json"
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: uncompressed sizes count gzip members expanded
 
 
 @dataclass(frozen=True)

@@ -161,6 +161,9 @@ class IndexApp:
     def _decide(self, item: Installed, query: Query) -> Decision:
         rule = self.policy.rule(item.name)
         decision = decide(item, query.want.get(item.name), rule, self.catalog.project(item.name))
+        # An upstream page without sizes (PEP 503): learn the target's, since paths are chosen by bytes.
+        if decision.target is not None and decision.target.size == 0 and self.catalog.fill_size(decision.target):
+            decision = decide(item, query.want.get(item.name), rule, self.catalog.project(item.name))
         # On demand, the direct delta may be made now; then the answer is decided again with it.
         start, target = decision.start, decision.target
         if decision.path == "full" and start and target and self.catalog.make(item.name, start, target):

@@ -21,6 +21,8 @@ class Catalog(Protocol):
 
     def make(self, name: NormalizedName, old: WheelEntry, new: WheelEntry) -> DeltaEntry | None: ...
 
+    def fill_size(self, wheel: WheelEntry) -> bool: ...
+
     def close(self) -> None: ...
 
 
@@ -53,6 +55,9 @@ class StaticCatalog:
 
     def make(self, name: NormalizedName, old: WheelEntry, new: WheelEntry) -> DeltaEntry | None:
         return None
+
+    def fill_size(self, wheel: WheelEntry) -> bool:
+        return False  # the builder always records sizes
 
     def close(self) -> None:
         """Nothing to release: the folder is read as requests come."""

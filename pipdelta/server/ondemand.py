@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import multiprocessing
+import os
 import threading
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ from packaging.utils import NormalizedName
 
 from pipdelta.errors import PipdeltaError
 from pipdelta.index import files
-from pipdelta.index.jobs import make_delta
+from pipdelta.index.jobs import exit_with_parent, make_delta
 from pipdelta.index.model import PROJECT_FILE, DeltaEntry, IndexFormatError, ProjectIndex, WheelEntry, WheelKey
 from pipdelta.server.stats import Stats
 from pipdelta.server.upstream import SimpleIndex, UpstreamFile
@@ -53,7 +54,10 @@ class OnDemandCatalog:
         self._threads = concurrent.futures.ThreadPoolExecutor(jobs or 2, thread_name_prefix="pipdelta-ondemand")
         # A server has threads: its workers are spawned, never forked from it.
         self._processes = concurrent.futures.ProcessPoolExecutor(
-            jobs or 2, mp_context=multiprocessing.get_context("spawn")
+            jobs or 2,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=exit_with_parent,
+            initargs=(os.getpid(),),
         )
         cache.mkdir(parents=True, exist_ok=True)
 
@@ -91,6 +95,16 @@ class OnDemandCatalog:
             return None
         except Exception:  # logged by _finished; this query answers "full"
             return None
+
+    def fill_size(self, wheel: WheelEntry) -> bool:
+        """Learn the size of a wheel the upstream page listed without one; True if now known."""
+        upstream = self._listing(wheel.key.name).get(wheel.sha256)
+        size = self.upstream.size(upstream) if upstream else None
+        if size is None:
+            return False
+        with self._lock:
+            self._sizes[wheel.sha256] = size
+        return True
 
     def _finished(self, key: tuple[str, str], future: concurrent.futures.Future[DeltaEntry | None]) -> None:
         with self._lock:
@@ -144,7 +158,7 @@ class OnDemandCatalog:
         patch = files.patch_path(self.root, name, patch_name)
         result = self._processes.submit(make_delta, old_path, new_path, patch, self.max_ratio).result()
         if result.facts is None:
-            log.info("no on-demand delta %s -> %s: %s", old.filename, new.filename, result.skipped)
+            log.info("no on-demand delta %s -> %s: %s", old.filename, new.filename, result.reason)
             return None
         sized = [WheelEntry(w.filename, w.sha256, p.stat().st_size) for w, p in ((old, old_path), (new, new_path))]
         delta = result.facts.entry(sized[0], sized[1], f"{files.PATCHES}/{patch_name}")

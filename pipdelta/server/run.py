@@ -10,6 +10,7 @@ from typing import Any
 from waitress.server import create_server
 from waitress.wasyncore import close_all
 
+from pipdelta.errors import PipdeltaError
 from pipdelta.index.query import MAX_BODY
 
 
@@ -31,7 +32,10 @@ def _server(app: Any, host: str, port: int, threads: int) -> Any:
 
 def serve(app: Any, host: str = "127.0.0.1", port: int = 8000, threads: int = 8) -> None:
     """Serve ``app`` until interrupted."""
-    server = _server(app, host, port, threads)
+    try:
+        server = _server(app, host, port, threads)
+    except OSError as exc:
+        raise PipdeltaError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     log = getattr(app, "log", None)
     if log is not None:
         log.event("listening", url=f"http://{host}:{server.effective_port}/")

@@ -75,6 +75,16 @@ class SimpleIndex:
         # A filename becomes a path in the cache: nothing that could name another folder gets through.
         return [f for f in files if f.filename.endswith(".whl") and _plain(f.filename)]
 
+    def size(self, wheel: UpstreamFile) -> int | None:
+        """The wheel's size from a HEAD request (for pages that do not give it), or None."""
+        try:
+            request = urllib.request.Request(wheel.url, method="HEAD")
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                length = response.headers.get("Content-Length")
+        except (urllib.error.URLError, OSError):
+            return None
+        return int(length) if length and length.isdigit() else None
+
     def download(self, wheel: UpstreamFile, folder: Path) -> Path:
         """``folder/<filename>``, fetched once and checked against the sha256 upstream published."""
         path = folder / wheel.filename
