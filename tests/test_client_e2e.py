@@ -334,3 +334,15 @@ def test_the_upgrade_query_of_pipdelta_serve(world: World, venv: Path) -> None:
     counters = stats.snapshot()
     assert counters["queries"] == 1 and counters["patches_served"] == 3
     assert world.simple.server.wheel_requests == 0  # type: ignore[attr-defined]
+
+
+def test_a_wheel_pip_downloaded_in_full_is_kept_for_the_next_patch(
+    world: World, venv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PIP_NO_CACHE_DIR")
+    monkeypatch.setenv("PIP_CACHE_DIR", str(tmp_path / "pipcache"))
+    monkeypatch.setenv("PIP_TRUSTED_HOST", "127.0.0.1")  # pip caches plain-HTTP answers of trusted hosts only
+    world.deltas.server.mode = "corrupt"  # type: ignore[attr-defined]
+    assert upgrade(venv, world.deltas.url, "alpha==1.1")["alpha"]["method"] == "full"
+    kept = list(Path(os.environ["PIPDELTA_CACHE_DIR"]).glob("wheels/*/alpha-1.1-*.whl"))
+    assert [p.read_bytes() for p in kept] == [world.wheels["alpha-1.1"].read_bytes()]
