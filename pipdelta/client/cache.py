@@ -23,10 +23,9 @@ class CacheError(PipdeltaError):
 
 @dataclass(frozen=True)
 class CachedWheel:
-    """A wheel in the cache; its sha256 is its folder name, checked again whenever it is used."""
+    """A wheel in the cache (its folder is named by its sha256, checked again whenever it is used)."""
 
     path: Path
-    sha256: str
     name: NormalizedName
     version: Version
     tags: frozenset[str]
@@ -55,7 +54,7 @@ class Cache:
                 except InvalidWheelFilename:
                     continue
                 size = path.stat().st_size
-                yield CachedWheel(path, folder.name, name, version, frozenset(map(str, tags)), size)
+                yield CachedWheel(path, name, version, frozenset(map(str, tags)), size)
 
     def find(self, sha256: str) -> Path | None:
         """The cached wheel with this sha256, re-hashed (a cache restored by CI may hold anything)."""

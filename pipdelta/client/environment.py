@@ -9,7 +9,6 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -26,15 +25,14 @@ for dist in metadata.distributions():
     record = [f for f in files if f.name == "RECORD" and f.parent.name.endswith(".dist-info")]
     if not record:
         continue
-    info = dist.locate_file(record[0]).parent
     try:
-        wheel = (info / "WHEEL").read_text(encoding="utf-8")
+        wheel = (dist.locate_file(record[0]).parent / "WHEEL").read_text(encoding="utf-8")
     except OSError:
         wheel = ""
     tags = [line.split(":", 1)[1].strip() for line in wheel.splitlines() if line.startswith("Tag:")]
     build = [line.split(":", 1)[1].strip() for line in wheel.splitlines() if line.startswith("Build:")]
     out.append({"name": dist.metadata["Name"] or "", "version": dist.version, "tags": tags,
-                "build": build[0] if build else None, "dist_info": str(info)})
+                "build": build[0] if build else None})
 json.dump(out, sys.stdout)
 """
 
@@ -51,7 +49,6 @@ class Installed:
     version: Version
     tags: tuple[str, ...]
     build: str | None
-    dist_info: Path
 
 
 @dataclass(frozen=True)
@@ -116,7 +113,7 @@ class Environment:
             except InvalidVersion:
                 continue  # pip cannot upgrade from a version it cannot parse either
             name = canonicalize_name(row["name"])
-            out[name] = Installed(name, version, tuple(row["tags"]), row["build"], Path(row["dist_info"]))
+            out[name] = Installed(name, version, tuple(row["tags"]), row["build"])
         return out
 
 
