@@ -346,3 +346,9 @@ def test_a_wheel_pip_downloaded_in_full_is_kept_for_the_next_patch(
     assert upgrade(venv, world.deltas.url, "alpha==1.1")["alpha"]["method"] == "full"
     kept = list(Path(os.environ["PIPDELTA_CACHE_DIR"]).glob("wheels/*/alpha-1.1-*.whl"))
     assert [p.read_bytes() for p in kept] == [world.wheels["alpha-1.1"].read_bytes()]
+
+
+def test_nothing_to_upgrade_runs_pip_once(world: World, venv: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["upgrade", "alpha==1.0", "--delta-index", world.deltas.url, "--python", str(venv)]) == 0
+    assert capsys.readouterr().out.strip() == "Nothing to do: pip would install nothing."
+    assert installed_version(venv, "alpha") == "1.0"

@@ -62,6 +62,8 @@ def run(
         pip_cache = probe.submit(pipcache.pip_cache_dir, environment)
         planned = plan(environment, request)
         installed = listing.result()
+    if not planned:
+        return []  # pip would install nothing: its second run would change nothing either
     cache = Cache(settings.cache_dir)
     sources = LocalSources(environment, cache, installed, pip_cache.result())
     outcomes = {p.name: _outcome(p, installed.get(p.name)) for p in planned}

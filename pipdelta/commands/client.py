@@ -33,7 +33,9 @@ def _run(args: argparse.Namespace, requirements: list[str], files: list[Path], u
         dry_run=args.dry_run,
         console=console,
     )
-    if not args.quiet:
+    if not outcomes:
+        print("Nothing to do: pip would install nothing.")
+    elif not args.quiet:
         title = "pipdelta plan (dry run: nothing downloaded or installed)" if args.dry_run else "pipdelta"
         report.show(outcomes, Console(), title=title)
     if args.json is not None:
