@@ -14,7 +14,7 @@ from pipdelta.errors import PipdeltaError
 Handler = Callable[[argparse.Namespace], int]
 
 # Each module has ``register(subparsers)``; the order is the order of ``pipdelta --help``.
-COMMAND_MODULES = ("pipdelta.commands.engine", "pipdelta.commands.index")
+COMMAND_MODULES = ("pipdelta.commands.client", "pipdelta.commands.index", "pipdelta.commands.engine")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except PipdeltaError as exc:
         print(f"pipdelta: error: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_status
     except BrokenPipeError:  # `pipdelta ... | head`: the reader left; not an error worth a traceback
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaced for the rest of the process
         return 141

@@ -6,6 +6,15 @@ from __future__ import annotations
 class PipdeltaError(Exception):
     """Base of every error pipdelta reports to a user as one line."""
 
+    #: the command line's exit status for this error
+    exit_status = 1
+
+
+class UsageError(PipdeltaError):
+    """The command line asks for something that cannot be done as given."""
+
+    exit_status = 2
+
 
 class InvalidWheel(PipdeltaError, ValueError):
     """A file is not a wheel pipdelta can read (not a ZIP, bad name, broken layout)."""

@@ -104,6 +104,20 @@ class InstalledDistribution:
         expected = self._record.get(key)
         if expected is None:
             raise SourceMismatch(f"{member} is not in the RECORD of installed {self.name}")
+        return self._verified(path, expected)
+
+    def check_files(self) -> None:
+        """Raise :class:`SourceMismatch` unless every file RECORD hashes is as installed.
+
+        A client checks this before it downloads a patch, so a modified file costs no wasted download.
+        Bytecode the installer wrote has no hash in RECORD; bytecode the wheel ships has one, and when
+        the installer recompiled over it, the installed files can no longer rebuild that wheel.
+        """
+        for key, expected in self._record.items():
+            if expected:
+                self._verified(self.dist_info.parent / key, expected)
+
+    def _verified(self, path: Path, expected: str) -> bytes:
         try:
             content = path.read_bytes()
         except OSError as exc:

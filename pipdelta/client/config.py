@@ -1,0 +1,73 @@
+"""Settings: command line, then ``PIPDELTA_*`` variables, then the TOML config file, then defaults."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from pipdelta.client.cache import default_dir
+from pipdelta.errors import PipdeltaError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+KEYS = {"index-url": str, "cache-dir": str, "timeout": float, "retries": int, "jobs": int}
+
+
+class ConfigError(PipdeltaError):
+    """The config file cannot be read, or a setting has the wrong type."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    index_url: str | None
+    cache_dir: Path
+    timeout: float = 15.0
+    retries: int = 2
+    jobs: int = 4
+
+
+def config_file(environ: Mapping[str, str] = os.environ) -> Path:
+    """``PIPDELTA_CONFIG``, or ``config.toml`` in the platform's config folder for pipdelta."""
+    override = environ.get("PIPDELTA_CONFIG")
+    return Path(override) if override else Path(platformdirs.user_config_dir("pipdelta")) / "config.toml"
+
+
+def load(index_url: str | None = None, environ: Mapping[str, str] = os.environ) -> Settings:
+    """The settings in force; ``index_url`` (from ``--delta-index``) wins over everything else."""
+    values = _read(config_file(environ))
+    url = index_url or environ.get("PIPDELTA_INDEX_URL") or values.get("index-url")
+    cache = environ.get("PIPDELTA_CACHE_DIR") or values.get("cache-dir")
+    return Settings(
+        index_url=url or None,
+        cache_dir=Path(cache).expanduser() if cache else default_dir(environ),
+        timeout=values.get("timeout", Settings.timeout),
+        retries=values.get("retries", Settings.retries),
+        jobs=max(1, values.get("jobs", Settings.jobs)),
+    )
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as stream:
+            document = tomllib.load(stream)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read the config file {path}: {exc}") from None
+    values = document.get("pipdelta", document)
+    for key, value in values.items():
+        kind = KEYS.get(key)
+        if kind is None:
+            raise ConfigError(f"{path}: unknown setting {key!r} (known: {', '.join(KEYS)})")
+        if not isinstance(value, kind) and not (kind is float and isinstance(value, int)):
+            raise ConfigError(f"{path}: {key!r} must be a {kind.__name__}")
+    return dict(values)

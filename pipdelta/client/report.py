@@ -1,0 +1,128 @@
+"""What each package cost and why: a rich table for people, the same as JSON for CI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from pipdelta.errors import PipdeltaError
+
+DELTA, CHAIN, FULL = "delta", "chain", "full"
+
+
+@dataclass
+class Outcome:
+    """One distribution pip installs: how its wheel arrived, and, for a full download, why."""
+
+    name: str
+    old: str | None  # the version patched from (or installed before), if any
+    new: str
+    method: str = FULL
+    reason: str = ""
+    full_size: int | None = None  # the wheel's size, when the delta index knows it
+    downloaded: int | None = None  # bytes fetched for it (patches, and the wheel when pip fetched it)
+    source: str | None = None  # where the old bytes came from
+
+    @property
+    def saved(self) -> int | None:
+        if self.full_size is None or self.downloaded is None:
+            return None
+        return self.full_size - self.downloaded
+
+    def fall_back(self, reason: str, wasted: int = 0) -> None:
+        """Mark a full download; bytes already spent on patches still count."""
+        self.method, self.reason, self.source = FULL, reason, None
+        self.downloaded = wasted + self.full_size if self.full_size is not None else None
+
+
+@dataclass(frozen=True)
+class Totals:
+    packages: int
+    patched: int
+    full: int
+    full_size: int
+    downloaded: int
+
+    @property
+    def saved(self) -> int:
+        return self.full_size - self.downloaded
+
+
+def totals(outcomes: Sequence[Outcome]) -> Totals:
+    """Sums over the packages whose sizes are known (a full download from an unknown wheel counts as no saving)."""
+    known = [o for o in outcomes if o.full_size is not None and o.downloaded is not None]
+    return Totals(
+        packages=len(outcomes),
+        patched=sum(o.method != FULL for o in outcomes),
+        full=sum(o.method == FULL for o in outcomes),
+        full_size=sum(o.full_size or 0 for o in known),
+        downloaded=sum(o.downloaded or 0 for o in known),
+    )
+
+
+def table(outcomes: Sequence[Outcome], *, title: str = "pipdelta") -> Table:
+    grid = Table(title=title, title_justify="left")
+    for column in ("package", "old → new", "full", "downloaded", "saved", "how"):
+        grid.add_column(column, justify="right" if column in ("full", "downloaded", "saved") else "left")
+    for o in outcomes:
+        how = o.method if o.method != FULL else f"full: {o.reason}" if o.reason else FULL
+        if o.source:
+            how += f" (from {o.source})"
+        saved = o.saved
+        grid.add_row(
+            o.name,
+            f"{o.old or '—'} → {o.new}",
+            _size(o.full_size),
+            _size(o.downloaded),
+            "—"
+            if saved is None or o.full_size is None
+            else f"{_size(saved)} ({100 * saved / (o.full_size or 1):.0f}%)",
+            how,
+        )
+    t = totals(outcomes)
+    share = f" ({100 * t.saved / t.full_size:.0f}%)" if t.full_size else ""
+    grid.add_section()
+    grid.add_row(
+        f"{t.packages} packages",
+        f"{t.patched} patched, {t.full} full",
+        _size(t.full_size),
+        _size(t.downloaded),
+        f"{_size(t.saved)}{share}",
+        "",
+    )
+    return grid
+
+
+def show(outcomes: Sequence[Outcome], console: Console, *, title: str = "pipdelta") -> None:
+    console.print(table(outcomes, title=title))
+
+
+def to_json(outcomes: Sequence[Outcome], *, dry_run: bool) -> dict[str, Any]:
+    t = totals(outcomes)
+    return {
+        "dry_run": dry_run,
+        "packages": [{**asdict(o), "saved": o.saved} for o in outcomes],
+        "totals": {**asdict(t), "saved": t.saved},
+    }
+
+
+def write_json(path: Path, outcomes: Sequence[Outcome], *, dry_run: bool) -> None:
+    try:
+        path.write_text(json.dumps(to_json(outcomes, dry_run=dry_run), indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise PipdeltaError(f"cannot write the report to {path}: {exc.strerror}") from None
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "—"
+    for unit, scale in (("MB", 1 << 20), ("kB", 1 << 10)):
+        if abs(n) >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
