@@ -44,7 +44,7 @@ def test_serve_command_answers_and_logs_json_lines(tmp_path: Path) -> None:
         assert query(base, [have("demo", "1.0")])["demo"]["status"] == "held"
     finally:
         server.send_signal(signal.SIGINT)
-        server.wait(30)
+        server.wait(30)  # even when this test runs with SIGINT ignored (started in the background)
     assert server.returncode in (0, 130)
     logged = [json.loads(line) for line in server.stderr.read().splitlines() if line.startswith("{")]
     assert [(e["path"], e["status"]) for e in logged] == [("/health", 200), ("/query", 200)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -39,10 +40,23 @@ def serve(app: Any, host: str = "127.0.0.1", port: int = 8000, threads: int = 8)
     log = getattr(app, "log", None)
     if log is not None:
         log.event("listening", url=f"http://{host}:{server.effective_port}/")
+    _stop_on_signals()
     try:
         server.run()
     finally:
         server.close()
+
+
+def _stop_on_signals() -> None:
+    """SIGINT and SIGTERM stop the server, even when it was started with SIGINT ignored (``cmd &`` in a
+    non-interactive shell does that, and a service manager sends SIGTERM)."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
 
 
 @contextlib.contextmanager
