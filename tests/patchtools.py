@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-import lzma
 import struct
 from collections.abc import Callable
 from typing import Any
+
+from pipdelta.format import codec
 
 _PREAMBLE = struct.Struct(">8sHI")
 
 
 def split(patch: bytes) -> tuple[dict[str, Any], bytes]:
     _, _, length = _PREAMBLE.unpack_from(patch)
-    header = json.loads(lzma.decompress(patch[_PREAMBLE.size : _PREAMBLE.size + length]))
+    header = json.loads(
+        codec.xz_decompress(patch[_PREAMBLE.size : _PREAMBLE.size + length], 1 << 26, "header", exact=False)
+    )
     return header, patch[_PREAMBLE.size + length :]
 
 
 def join(header: dict[str, Any], payload: bytes) -> bytes:
-    body = lzma.compress(json.dumps(header).encode())
+    body = codec.xz_compress(json.dumps(header).encode())
     return _PREAMBLE.pack(b"PIPDELTA", 1, len(body)) + body + payload
 
 
