@@ -17,7 +17,7 @@ from typing import Any
 from packaging.utils import NormalizedName
 
 from pipdelta.errors import PipdeltaError
-from pipdelta.format.patchfile import MAX_DECLARED
+from pipdelta.format.limits import MAX_WHEEL
 
 ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1"
 MAX_PAGE = 64 << 20  # the largest project pages on PyPI are a few MB
@@ -97,8 +97,8 @@ class SimpleIndex:
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(wheel.url, timeout=self.timeout) as response:
                 while chunk := response.read(1 << 20):
                     size += len(chunk)
-                    if size > MAX_DECLARED:
-                        raise UpstreamError(f"{wheel.url} is larger than {MAX_DECLARED:,} bytes")
+                    if size > MAX_WHEEL:
+                        raise UpstreamError(f"{wheel.url} is larger than {MAX_WHEEL:,} bytes")
                     digest.update(chunk)
                     out.write(chunk)
             if digest.hexdigest() != wheel.sha256:
