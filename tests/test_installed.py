@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
+import hashlib
+import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -98,3 +104,113 @@ def test_scripts_and_data_map_to_the_scheme(installed: tuple[Path, Path, Path]) 
     tool = distribution.path_of("demo_pkg-1.0.data/scripts/demo-tool")
     assert tool.read_bytes().startswith(b"#!/")  # pip rewrote the #!python line
     assert distribution.read_verified("demo_pkg-1.0.data/data/share/demo_pkg/notes.txt") == b"notes\n" * 50
+
+
+# Reading installed files never leaves the environment (issue 7, item 4): the exact inputs that broke it.
+
+CORE = module_text(9, 50)
+TOOL = b"#!/env/bin/python\nimport demo\n"
+
+
+def _record_hash(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def fake_install(tmp: Path, *rows: str, via: str = "lib") -> InstalledDistribution:
+    """demo 1.0 as pip lays it out in ``tmp/env`` (a module, a script), its site-packages seen through ``via``."""
+    env = tmp / "env"
+    site = env / "lib" / "python3" / "site-packages"
+    (site / "demo-1.0.dist-info").mkdir(parents=True)
+    (site / "demo").mkdir()
+    (site / "demo" / "core.py").write_bytes(CORE)
+    (env / "bin").mkdir()
+    (env / "bin" / "tool").write_bytes(TOOL)
+    if via != "lib":
+        (env / via).symlink_to("lib")  # a venv's lib64 -> lib
+    record = [
+        f"demo/core.py,{_record_hash(CORE)},{len(CORE)}",
+        f"../../../bin/tool,{_record_hash(TOOL)},{len(TOOL)}",
+        "demo-1.0.dist-info/RECORD,,",
+        *rows,
+    ]
+    (site / "demo-1.0.dist-info" / "RECORD").write_text("\n".join(record) + "\n")
+    seen = env / via / "python3" / "site-packages"
+    scheme = {"purelib": seen, "platlib": seen, "scripts": env / "bin", "data": env, "headers": env / "include"}
+    return InstalledDistribution("demo", "1.0", seen / "demo-1.0.dist-info", scheme)
+
+
+def refused_quickly(check: Callable[[], object], match: str) -> None:
+    """``check`` raises SourceMismatch matching ``match`` within 2 s (a blocking open would hang it)."""
+    pool = ThreadPoolExecutor(1)
+    try:
+        with pytest.raises(SourceMismatch, match=match):
+            pool.submit(check).result(timeout=2)
+    finally:
+        pool.shutdown(wait=False)  # a hung thread must not hang the test too
+
+
+def test_installed_files_reached_through_a_symlinked_lib_are_read(tmp_path: Path) -> None:
+    distribution = fake_install(tmp_path, via="lib64")
+    distribution.check_files()  # ../../../bin/tool resolves into the scheme's scripts folder
+    assert distribution.read_verified("demo-1.0.data/scripts/tool") == TOOL
+    assert distribution.read_verified("demo/core.py") == CORE
+
+
+def test_pip_installed_scripts_data_and_headers_pass_the_check(installed: tuple[Path, Path, Path]) -> None:
+    InstalledDistribution.find("demo_pkg", str(installed[0])).check_files()
+
+
+@pytest.mark.parametrize("swap", ["link to /dev/zero", "fifo", "link to a fifo", "link to an identical copy"])
+def test_installed_file_that_is_not_a_regular_file_inside_is_refused(tmp_path: Path, swap: str) -> None:
+    distribution = fake_install(tmp_path)
+    core = distribution.path_of("demo/core.py")
+    core.unlink()
+    outside = tmp_path / "outside"
+    if swap == "link to /dev/zero":
+        core.symlink_to("/dev/zero")
+    elif swap == "fifo":
+        os.mkfifo(core)
+    elif swap == "link to a fifo":
+        os.mkfifo(outside)
+        core.symlink_to(outside)
+    else:
+        outside.write_bytes(CORE)
+        core.symlink_to(outside)
+    match = "not a regular file" if swap == "fifo" else "outside its environment"
+    started = time.monotonic()
+    refused_quickly(distribution.check_files, match)
+    refused_quickly(lambda: distribution.read_verified("demo/core.py"), match)
+    assert time.monotonic() - started < 1
+
+
+@pytest.mark.parametrize("row", ["../../../../../../../../etc/shadow", "../../../../outside", "absolute"])
+def test_record_rows_that_leave_the_environment_are_never_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, row: str
+) -> None:
+    outside = tmp_path / "outside"
+    os.mkfifo(outside)  # a blocking open to read it would hang
+    opened: list[str] = []
+    real_open = os.open
+
+    def spy(path: str, flags: int, mode: int = 0o777) -> int:
+        opened.append(os.path.realpath(path))
+        return real_open(path, flags, mode)
+
+    distribution = fake_install(tmp_path, f"{outside if row == 'absolute' else row},sha256=AAAA,4")
+    monkeypatch.setattr(os, "open", spy)
+    refused_quickly(distribution.check_files, "outside its environment")
+    assert opened == [str(distribution.dist_info / "RECORD")]  # only RECORD itself was opened
+
+
+def test_record_rows_without_a_size_are_refused(tmp_path: Path) -> None:
+    distribution = fake_install(tmp_path, f"demo/empty.py,{_record_hash(b'')},")
+    (distribution.dist_info.parent / "demo" / "empty.py").write_bytes(b"")
+    refused_quickly(distribution.check_files, "gives no size")
+
+
+def test_a_record_that_is_not_a_regular_file_is_refused(tmp_path: Path) -> None:
+    distribution = fake_install(tmp_path)
+    record = distribution.dist_info / "RECORD"
+    record.unlink()
+    record.symlink_to("/dev/zero")
+    refused_quickly(distribution.check_files, "outside its environment")

@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -18,6 +19,11 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
 from pipdelta.errors import DistributionNotFound, SourceMismatch
+
+#: the most a RECORD may hold (RECORD gives no size of its own); the largest on PyPI are a few MB
+RECORD_LIMIT = 64 << 20
+# Never block on a FIFO, never follow a final symlink (``_inside`` resolved them all), binary on Windows.
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
 
 # Run in the target interpreter: locate the distribution and that environment's install scheme.
 _PROBE = """
@@ -38,6 +44,18 @@ for dist in metadata.distributions():
         }))
         break
 """
+
+
+@dataclass(frozen=True)
+class Row:
+    """One RECORD row: the file's hash (empty for files the installer wrote) and size (None when absent)."""
+
+    hash: str
+    size: int | None
+
+    @classmethod
+    def parse(cls, row: list[str]) -> Row:
+        return cls(row[1], int(row[2]) if len(row) > 2 and row[2].isdigit() else None)
 
 
 @dataclass(frozen=True)
@@ -98,39 +116,83 @@ class InstalledDistribution:
         return self.scheme["headers"].joinpath(*rest)
 
     def read_verified(self, member: str) -> bytes:
-        """The installed file of ``member``, refused unless its sha256 is the one in RECORD."""
+        """The installed file of ``member``, refused unless its size and sha256 are the ones in RECORD."""
         path = self.path_of(member)
         key = os.path.normpath(os.path.relpath(path, self.dist_info.parent))
-        expected = self._record.get(key)
-        if expected is None:
-            raise SourceMismatch(f"{member} is not in the RECORD of installed {self.name}")
-        return self._verified(path, expected)
+        row = self._record.get(key)
+        if row is None or not row.hash:
+            raise SourceMismatch(f"{member} is not hashed in the RECORD of installed {self.name}")
+        return self._verified(key, row, self._inside(key))
 
     def check_files(self) -> None:
         """Raise :class:`SourceMismatch` unless every file RECORD hashes is as installed.
 
         A client checks this before it downloads a patch, so a modified file costs no wasted download.
         Bytecode the installer wrote has no hash in RECORD; bytecode the wheel ships has one, and when
-        the installer recompiled over it, the installed files can no longer rebuild that wheel.
+        the installer recompiled over it, the installed files can no longer rebuild that wheel. A row
+        that leaves the environment makes the whole source unusable, hashed or not.
         """
-        for key, expected in self._record.items():
-            if expected:
-                self._verified(self.dist_info.parent / key, expected)
+        where = {key: self._inside(key) for key in self._record}  # all rows, before any file is opened
+        for key, row in self._record.items():
+            if row.hash:
+                self._verified(key, row, where[key])
 
-    def _verified(self, path: Path, expected: str) -> bytes:
-        try:
-            content = path.read_bytes()
-        except OSError as exc:
-            raise SourceMismatch(f"cannot read installed {path}: {exc.strerror}") from None
+    def _verified(self, key: str, row: Row, real: Path) -> bytes:
+        if row.size is None:
+            raise SourceMismatch(f"the RECORD of installed {self.name} gives no size for {key}")
+        content = self._read(real, row.size)
         digest = base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=").decode()
-        if expected != f"sha256={digest}":
-            raise SourceMismatch(f"installed {path} was modified since {self.name} {self.version} was installed")
+        if row.hash != f"sha256={digest}":
+            raise SourceMismatch(f"installed {key} was modified since {self.name} {self.version} was installed")
+        return content
+
+    def _inside(self, key: str) -> Path:
+        """Where RECORD's ``key`` really is, refused unless inside a folder of this environment's scheme.
+
+        Symlinks are resolved first (also in parent folders, and before ``..``, as the kernel would), so
+        neither a link out of the environment nor ``../..`` rows reach anything the installer did not own.
+        """
+        try:
+            real = Path(os.path.realpath(self.dist_info.parent / key))
+        except ValueError:  # a NUL in the row
+            raise SourceMismatch(f"the RECORD of installed {self.name} has an unreadable row {key!r}") from None
+        if not any(real.is_relative_to(root) for root in self._roots):
+            raise SourceMismatch(f"{key} in the RECORD of installed {self.name} lies outside its environment")
+        return real
+
+    @functools.cached_property
+    def _roots(self) -> tuple[Path, ...]:
+        return tuple({Path(os.path.realpath(folder)) for folder in self.scheme.values()})
+
+    def _read(self, real: Path, size: int | None = None) -> bytes:
+        """The bytes of the regular file ``real``: exactly ``size`` of them, or at most ``RECORD_LIMIT``.
+
+        The type and size are checked on the open descriptor before anything is read: a device, a FIFO
+        (opened without blocking), a symlink swapped in after ``_inside`` or a file of another size is
+        refused without reading it.
+        """
+        try:
+            fd = os.open(real, _READ_FLAGS)
+        except OSError as exc:
+            raise SourceMismatch(f"cannot read installed {real}: {exc.strerror}") from None
+        with os.fdopen(fd, "rb") as stream:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise SourceMismatch(f"installed {real} is not a regular file")
+            if size is None and info.st_size > RECORD_LIMIT:
+                raise SourceMismatch(f"installed {real} has {info.st_size:,} bytes, more than {RECORD_LIMIT:,}")
+            if size is not None and info.st_size != size:
+                raise SourceMismatch(f"installed {real} was modified ({info.st_size:,} bytes; RECORD says {size:,})")
+            content = stream.read(info.st_size + 1)
+        if len(content) != info.st_size:
+            raise SourceMismatch(f"installed {real} changed size while it was read")
         return content
 
     @functools.cached_property
-    def _record(self) -> dict[str, str]:
+    def _record(self) -> dict[str, Row]:
         try:
-            text = (self.dist_info / "RECORD").read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            text = self._read(self._inside(os.path.join(self.dist_info.name, "RECORD")))
+            rows = list(csv.reader(io.StringIO(text.decode("utf-8"))))
+        except (UnicodeDecodeError, csv.Error) as exc:
             raise SourceMismatch(f"cannot read the RECORD of installed {self.name}: {exc}") from None
-        return {os.path.normpath(row[0]): row[1] for row in csv.reader(io.StringIO(text)) if len(row) >= 2}
+        return {os.path.normpath(row[0]): Row.parse(row) for row in rows if len(row) >= 2}
