@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +17,10 @@ from pipdelta.index.model import IndexFormatError, WheelKey, check_api_version
 
 MAX_BODY = 1 << 20
 MAX_INSTALLED = 10_000
+# A compressed tag set (``py2.py3-none-any``) stands for the product of its parts' alternatives; it is counted
+# before it is expanded. A wheel has a few dozen tags at most, an interpreter ~1,500 (``packaging.tags.sys_tags``).
+MAX_TAGS = 2_048
+MAX_QUERY_TAGS = 50_000
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class Installed:
         if not isinstance(obj, Mapping):
             raise IndexFormatError("each 'installed' item must be an object")
         if isinstance(obj.get("filename"), str):
+            _check_tag_count(obj["filename"][:100], [obj["filename"].removesuffix(".whl").rsplit("-", 3)[-3:]])
             key = WheelKey.from_filename(obj["filename"])
             if "version" in obj and _version(obj["version"]) != key.version:
                 raise IndexFormatError(f"'version' {obj['version']!r} disagrees with {obj['filename']!r}")
@@ -42,10 +48,12 @@ class Installed:
             raise IndexFormatError("each 'installed' item needs a 'name' (or a 'filename')")
         if not isinstance(tags, list) or not tags or not all(isinstance(t, str) for t in tags):
             raise IndexFormatError(f"{name}: 'tags' must be a non-empty list of wheel tags (or give 'filename')")
+        bad = next((tag for tag in tags if tag.count("-") != 2), None)
+        if bad is not None:
+            raise IndexFormatError(f"{name}: {bad[:100]!r} is not a wheel tag like py3-none-any")
+        _check_tag_count(name, [tag.split("-") for tag in tags])
         parsed: set[Tag] = set()
         for tag in tags:
-            if tag.count("-") != 2:
-                raise IndexFormatError(f"{name}: {tag!r} is not a wheel tag like py3-none-any")
             parsed |= parse_tag(tag)
         return cls(
             WheelKey(canonicalize_name(name), _version(obj.get("version")), _build(obj.get("build")), frozenset(parsed))
@@ -77,10 +85,24 @@ class Query:
         want = obj.get("want", {})
         if not isinstance(want, Mapping):
             raise IndexFormatError("'want' must be an object of project name to version")
+        installed: list[Installed] = []
+        tag_count = 0
+        for item in items:
+            installed.append(Installed.from_json(item))
+            tag_count += len(installed[-1].key.tags)
+            if tag_count > MAX_QUERY_TAGS:
+                raise IndexFormatError(f"at most {MAX_QUERY_TAGS:,} wheel tags in all per query")
         return cls(
-            tuple(Installed.from_json(item) for item in items),
+            tuple(installed),
             {canonicalize_name(str(name)): _version(version) for name, version in want.items()},
         )
+
+
+def _check_tag_count(name: str, tag_sets: list[list[str]]) -> None:
+    """Refuse tag sets that expand to more than MAX_TAGS tags, counting them without expanding."""
+    count = sum(math.prod(part.count(".") + 1 for part in parts) for parts in tag_sets)
+    if count > MAX_TAGS:
+        raise IndexFormatError(f"{name}: its tags expand to {count:,} wheel tags; at most {MAX_TAGS:,} are allowed")
 
 
 def _version(value: Any) -> Version:
