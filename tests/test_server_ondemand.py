@@ -18,6 +18,7 @@ from simpleindex import SimpleIndex, serving
 from pipdelta import WheelSource, apply_patch
 from pipdelta.index.policy import Policy
 from pipdelta.server.app import IndexApp
+from pipdelta.server.gate import Gate
 from pipdelta.server.logs import JsonLog
 from pipdelta.server.ondemand import OnDemandCatalog
 from pipdelta.server.run import running
@@ -42,7 +43,8 @@ def on_demand(request: pytest.FixtureRequest, wheels: Path, tmp_path: Path) -> I
     with serving(upstream) as url:
         catalog = OnDemandCatalog(url, tmp_path / "cache", wait=options.get("wait", 60), jobs=2, stats=stats)
         try:
-            app = IndexApp(catalog, Policy(), stats=stats, log=JsonLog(io.StringIO()))
+            # Room for the 8 queries at once from one address of the job-sharing test.
+            app = IndexApp(catalog, Policy(), stats=stats, log=JsonLog(io.StringIO()), gate=Gate(8, 8))
             with running(app) as base:
                 yield base, upstream, tmp_path / "cache"
         finally:

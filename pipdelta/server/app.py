@@ -18,6 +18,7 @@ from pipdelta.index.model import API_VERSION, CONTENT_TYPE, DeltaEntry, IndexFor
 from pipdelta.index.policy import Policy
 from pipdelta.index.query import MAX_BODY, Installed, Query
 from pipdelta.server.catalog import Catalog
+from pipdelta.server.gate import Busy, Gate
 from pipdelta.server.logs import JsonLog
 from pipdelta.server.static import StaticFile, resolve
 from pipdelta.server.stats import Stats
@@ -26,6 +27,7 @@ from pipdelta.server.upstream import UpstreamError
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 QUERY_TYPES = ("application/json", CONTENT_TYPE)
+WORK, WORK_PER_CLIENT = 6, 4  # queries (and the on-demand builds they wait for) in flight: in all, per client
 
 
 class HttpError(Exception):
@@ -48,12 +50,14 @@ class IndexApp:
         base_url: str | None = None,
         log: JsonLog | None = None,
         stats: Stats | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.catalog = catalog
         self.policy = policy or Policy()
         self.base_url = base_url.rstrip("/") if base_url else None
         self.log = log or JsonLog()
         self.stats = stats or Stats()
+        self.gate = gate or Gate(WORK, WORK_PER_CLIENT)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -94,7 +98,12 @@ class IndexApp:
         if path == "/query":
             if method != "POST":
                 raise HttpError("405 Method Not Allowed", "use POST for /query", [("Allow", "POST")])
-            return "200 OK", [("Content-Type", CONTENT_TYPE)], [_json(self.query(environ))]
+            try:
+                with self.gate.enter(environ.get("REMOTE_ADDR", "")):
+                    answer = self.query(environ)
+            except Busy as exc:
+                raise HttpError("503 Service Unavailable", f"{exc}; try again", [("Retry-After", "1")]) from None
+            return "200 OK", [("Content-Type", CONTENT_TYPE)], [_json(answer)]
         if method not in ("GET", "HEAD"):
             raise HttpError("405 Method Not Allowed", f"{method} is not allowed here", [("Allow", "GET, HEAD")])
         if path == "/health":
