@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import signal
 import threading
 from collections.abc import Iterator
@@ -13,28 +14,41 @@ from waitress.wasyncore import close_all
 
 from pipdelta.errors import PipdeltaError
 from pipdelta.index.query import MAX_BODY
+from pipdelta.server.connections import Limits, admit
+
+DEFAULT_LIMITS = Limits()
+FREE_THREADS = 2  # threads the gated queries never take: /health and files are answered while they run
 
 
-def _server(app: Any, host: str, port: int, threads: int) -> Any:
-    return create_server(
+def _server(app: Any, host: str, port: int, threads: int, limits: Limits) -> Any:
+    gate = getattr(app, "gate", None)
+    server: Any = create_server(
         app,
         host=host,
         port=port,
-        threads=threads,
+        threads=max(threads, gate.total + FREE_THREADS) if gate else threads,
         ident="pipdelta",
         # Bodies past the query limit are refused by waitress from their Content-Length, before being read;
         # one byte over the limit still reaches the application, which answers 413 with a JSON message.
         max_request_body_size=MAX_BODY + 2,
-        max_request_header_size=64 << 10,
-        channel_timeout=60,
-        connection_limit=256,
+        max_request_header_size=16 << 10,
+        # Idle connections, and requests not arrived in `timeout` from their first byte, are closed.
+        channel_timeout=limits.timeout,
+        cleanup_interval=limits.timeout / 4,
+        # poll(), not select(): select() cannot watch more than 1,024 sockets.
+        asyncore_use_poll=True,
+        connection_limit=limits.connections,
     )
+    server.channel_class = functools.partial(admit, limits.per_client)
+    return server
 
 
-def serve(app: Any, host: str = "127.0.0.1", port: int = 8000, threads: int = 8) -> None:
+def serve(
+    app: Any, host: str = "127.0.0.1", port: int = 8000, threads: int = 8, limits: Limits = DEFAULT_LIMITS
+) -> None:
     """Serve ``app`` until interrupted."""
     try:
-        server = _server(app, host, port, threads)
+        server = _server(app, host, port, threads, limits)
     except OSError as exc:
         raise PipdeltaError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     log = getattr(app, "log", None)
@@ -60,9 +74,11 @@ def _stop_on_signals() -> None:
 
 
 @contextlib.contextmanager
-def running(app: Any, host: str = "127.0.0.1", port: int = 0, threads: int = 8) -> Iterator[str]:
+def running(
+    app: Any, host: str = "127.0.0.1", port: int = 0, threads: int = 8, limits: Limits = DEFAULT_LIMITS
+) -> Iterator[str]:
     """Serve ``app`` in a background thread; yields its base URL (``http://127.0.0.1:PORT``)."""
-    server = _server(app, host, port, threads)
+    server = _server(app, host, port, threads, limits)
     thread = threading.Thread(target=server.run, name="pipdelta-serve", daemon=True)
     thread.start()
     try:
