@@ -25,6 +25,7 @@ from pipdelta.client.plan import Planned, Request, plan
 from pipdelta.client.report import CHAIN, DELTA, FULL, Outcome
 from pipdelta.client.sources import LocalSources
 from pipdelta.errors import PipdeltaError
+from pipdelta.format.patchfile import Target
 from pipdelta.index.model import DeltaEntry
 
 Warn = Callable[[str], None]
@@ -168,17 +169,23 @@ def _fetch(http: Http, jobs: Sequence[Job], workers: int, console: Console, warn
 
 
 def _rebuild(job: Job, wheelhouse: Path, cache: Cache, warn: Warn) -> bool:
-    """Apply the patches in order; only a wheel with pip's sha256 reaches the wheelhouse (and the cache)."""
+    """Apply the patches in order; only a wheel with pip's sha256 reaches the wheelhouse (and the cache).
+
+    Each step must build exactly the wheel the index names for it, under the name pipdelta gives it: the
+    steps of a chain stay in a private folder, and each is the checked source of the next.
+    """
     assert job.source is not None and job.planned.sha256 is not None
     source = job.source
+    final = Target(job.planned.filename, job.planned.sha256)
     try:
         with tempfile.TemporaryDirectory(prefix="pipdelta-chain-") as tmp:
             for step, (patch, data) in enumerate(zip(job.patches, job.data, strict=True)):
                 last = step == len(job.patches) - 1
-                expected = job.planned.sha256 if last else patch.new.sha256
-                path = apply_patch(data, source, Path(wheelhouse if last else tmp), expected_sha256=expected)
+                target = final if last else Target(patch.new.filename, patch.new.sha256, patch.new.size)
+                out = wheelhouse / job.planned.filename if last else Path(tmp, f"step{step}.whl")
+                path = apply_patch(data, source, out, target=target)
                 source = WheelSource(path)
-            cache.add(path.name, path.read_bytes(), job.planned.sha256)
+            cache.add(job.planned.filename, path.read_bytes(), job.planned.sha256)
     except PipdeltaError as exc:
         _fail(job, f"rebuild failed: {exc}", warn)
         return False
