@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pipdelta.apply.applier import rebuild
+from pipdelta.apply.sources import RawMember
 from pipdelta.differs import Differ
 from pipdelta.differs.bsdiff import Bsdiff
 from pipdelta.differs.zstd import ZstdPrefix
@@ -82,7 +84,7 @@ class _Target:
         return b"".join(toggled[p.start : p.stop] if isinstance(p, range) else p for p in self.parts)
 
 
-def _sources(old: WheelFile) -> tuple[list[Source], list[bytes], list[bytes]]:
+def _sources(old: WheelFile) -> tuple[list[Source], list[bytes], list[RawMember]]:
     """The old members a patch may read, with their content and their compressed bytes."""
     sources, contents, raws = [], [], []
     for name, member in old.members_by_name.items():
@@ -94,7 +96,7 @@ def _sources(old: WheelFile) -> tuple[list[Source], list[bytes], list[bytes]]:
             first_line = content[: content.find(b"\n") + 1] or content
         sources.append(Source(name, len(content), first_line=first_line))
         contents.append(content)
-        raws.append(old.raw(member))
+        raws.append(RawMember(old.raw(member), member.crc))
     return sources, contents, raws
 
 
@@ -138,7 +140,9 @@ def _gzip_size(content: bytes, diviner: Diviner) -> int | None:
     return None if found is None else len(found[1])
 
 
-def describe(old: WheelFile, new: WheelFile) -> tuple[list[Source], list[bytes], list[bytes], _Target, MakeReport]:
+def describe(
+    old: WheelFile, new: WheelFile
+) -> tuple[list[Source], list[bytes], list[RawMember], _Target, MakeReport]:
     """The sources (with content and compressed bytes) and the target, each member tied to one or the other."""
     diviner = Diviner()
     sources, contents, raws = _sources(old)
@@ -162,7 +166,7 @@ def describe(old: WheelFile, new: WheelFile) -> tuple[list[Source], list[bytes],
         known = by_hash.get(hashlib.sha256(content).digest())
         header = target.header_before(member)
         placed = Placed(member.data_offset, header, member.crc, len(compressed), len(content))
-        if known is not None and raws[known] == compressed:
+        if known is not None and raws[known].data == compressed:
             target.member(Copy(known, recipe, header), placed)
             report.copied_members += 1
         elif recipe is None and member.method != STORED:
@@ -215,7 +219,7 @@ def make_patch(
     """Write a patch that turns ``old_path`` into ``new_path`` byte for byte, checked by applying it."""
     old, new = WheelFile.read(old_path), WheelFile.read(new_path)
     sources, contents, raws, target, report = describe(old, new)
-    source_blob = blob.build(sources, contents)
+    source_blob = blob.build(sources, dict(enumerate(contents)))
     target_blob = target.blob(new.data)
     best = _payload(differ, source_blob, target_blob, bsdiff_seconds)
     header = PatchHeader(
@@ -230,7 +234,8 @@ def make_patch(
         payload_size=len(best[1]),
         payload_sha256=hashlib.sha256(best[1]).hexdigest(),
     )
-    rebuilt = rebuild(header, best[1], source_blob, raws, contents)
+    with ThreadPoolExecutor() as pool:
+        rebuilt = rebuild(header, best[1], source_blob, raws, dict(enumerate(contents)), pool)
     if rebuilt != new.data:
         raise ReconstructionFailed(f"internal error: the patch for {new.filename} does not rebuild it exactly")
     write_patch(out_path, header, best[1])
