@@ -41,11 +41,11 @@ def apply_patch(patch: bytes, source: OldContent, out: Path, *, target: Target |
         # its RECORD row comes from the old wheel's RECORD (checked with the whole blob below).
         rows = source.record_rows()
         needed = _needed(header, source.has_raw, rows)
-        contents: dict[int, bytes] = dict(zip(needed, pool.map(source.read, [header.sources[k] for k in needed])))
+        contents = _read(pool, source, header, needed)
         source_blob = blob.build(header.sources, contents, rows, pool)
         if not _matches(header, source_blob) and rows:  # a RECORD that lies: hash every source instead
             rest = [k for k in range(len(header.sources)) if k not in contents]
-            contents.update(zip(rest, pool.map(source.read, [header.sources[k] for k in rest])))
+            contents.update(_read(pool, source, header, rest))
             source_blob = blob.build(header.sources, contents, {}, pool)
         if not _matches(header, source_blob):
             raise SourceMismatch(f"the old content of {header.old.filename} differs from what the patch was made from")
@@ -66,13 +66,17 @@ def _matches(header: PatchHeader, source_blob: bytes) -> bool:
     return len(source_blob) == header.source_size and hashlib.sha256(source_blob).hexdigest() == header.source_sha256
 
 
+def _read(pool: ThreadPoolExecutor, source: OldContent, header: PatchHeader, wanted: list[int]) -> dict[int, bytes]:
+    return dict(zip(wanted, pool.map(source.read, [header.sources[k] for k in wanted]), strict=True))
+
+
 def _needed(header: PatchHeader, has_raw: bool, rows: Mapping[str, bytes]) -> list[int]:
     """The sources whose content the blob or a member needs (copies need none when the old wheel is here),
     and those whose RECORD row is not known."""
     needed = {k for k, s in enumerate(header.sources) if s.in_blob or s.name not in rows}
-    for op in header.ops:
-        if isinstance(op, Member) and op.source is not None or isinstance(op, Copy) and not has_raw:
-            needed.add(op.source)
+    needed.update(op.source for op in header.ops if isinstance(op, Member) and op.source is not None)
+    if not has_raw:
+        needed.update(op.source for op in header.ops if isinstance(op, Copy))
     return sorted(needed)
 
 
@@ -90,7 +94,7 @@ def rebuild(
     # The largest members first, so that no core is left compressing one big member at the end alone.
     order = sorted(range(len(jobs)), key=lambda i: -jobs[i].cost)
     pieces: list[tuple[Bytes, int, int]] = [(b"", 0, 0)] * len(jobs)
-    for i, piece in zip(order, pool.map(lambda i: jobs[i](), order)):
+    for i, piece in zip(order, pool.map(lambda i: jobs[i](), order), strict=True):
         pieces[i] = piece
     placed, directory, position = [], None, 0
     for op, (data, crc, size) in zip(header.ops, pieces, strict=True):

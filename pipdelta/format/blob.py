@@ -55,14 +55,15 @@ def build(
     known = rows or {}
     hashed = [k for k, source in enumerate(sources) if k in contents or source.name not in known]
     # hashlib releases the GIL: hash the sources side by side
-    computed = dict(zip(hashed, pool.map(record_row, [sources[k].name for k in hashed], [contents[k] for k in hashed])))
+    names, hashed_contents = [sources[k].name for k in hashed], [contents[k] for k in hashed]
+    computed = dict(zip(hashed, pool.map(record_row, names, hashed_contents), strict=True))
     parts += (computed[k] if k in computed else known[source.name] for k, source in enumerate(sources))
     return b"".join(parts)
 
 
 def rows_of_record(record: bytes) -> dict[str, bytes]:
     """The rows a wheel's RECORD gives, rewritten as :func:`record_row` would write them (others are skipped)."""
-    rows = {}
+    rows: dict[str, bytes] = {}
     for line in record.decode("utf-8", "replace").splitlines():
         name, _, rest = line.rpartition(",sha256=")
         digest, _, size = rest.partition(",")

@@ -140,9 +140,7 @@ def _gzip_size(content: bytes, diviner: Diviner) -> int | None:
     return None if found is None else len(found[1])
 
 
-def describe(
-    old: WheelFile, new: WheelFile
-) -> tuple[list[Source], list[bytes], list[RawMember], _Target, MakeReport]:
+def describe(old: WheelFile, new: WheelFile) -> tuple[list[Source], list[bytes], list[RawMember], _Target, MakeReport]:
     """The sources (with content and compressed bytes) and the target, each member tied to one or the other."""
     diviner = Diviner()
     sources, contents, raws = _sources(old)
