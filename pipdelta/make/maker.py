@@ -7,10 +7,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import bsdiff4.core
+
+from pipdelta import differs
 from pipdelta.apply.applier import rebuild
 from pipdelta.apply.sources import RawMember
 from pipdelta.differs import Differ
 from pipdelta.differs.bsdiff import Bsdiff
+from pipdelta.differs.elf import ElfBsdiff
 from pipdelta.differs.zstd import ZstdPrefix
 from pipdelta.engines.recipes import Recipe
 from pipdelta.errors import ReconstructionFailed
@@ -23,7 +27,7 @@ from pipdelta.format.ziplayout import Member as ZipMember
 from pipdelta.make.bounded import Background
 from pipdelta.make.divination import Diviner
 
-DIFFERS = ("auto", "bsdiff4", "zstd")
+DIFFERS = ("auto", "bsdiff4", "zstd", "elf+bsdiff4")
 # bsdiff4's suffix sort needs about 17 bytes per byte of old blob; above this it is not attempted.
 BSDIFF_MEMORY = 8 << 30
 ZSTD_AUTO_LIMIT = 16 << 20
@@ -192,23 +196,32 @@ def describe(old: WheelFile, new: WheelFile) -> tuple[list[Source], list[bytes],
 
 def _payload(differ: str, source_blob: bytes, target_blob: bytes, seconds: float) -> tuple[str, bytes]:
     """The differ's name and payload: the one asked for, or under "auto" the smaller of those worth running."""
-    bsdiff, zstd = Bsdiff(), ZstdPrefix()
+    zstd = ZstdPrefix()
     if differ != "auto":
-        chosen: Differ = bsdiff if differ == bsdiff.name else zstd
+        chosen: Differ = differs.get(differ)
         return chosen.name, chosen.diff(source_blob, target_blob)
     if 17 * len(source_blob) > BSDIFF_MEMORY:
         return zstd.name, zstd.diff(source_blob, target_blob)
-    job = Background(lambda: bsdiff.diff(source_blob, target_blob), memory=BSDIFF_MEMORY)
+    job = Background(lambda: _bsdiffs(source_blob, target_blob), memory=BSDIFF_MEMORY)
     # zstd wins on small, text-heavy wheels; on large ones bsdiff4 wins and zstd -19 would only add time.
     candidates = []
     if len(source_blob) <= ZSTD_AUTO_LIMIT:
         candidates.append((zstd.name, zstd.diff(source_blob, target_blob)))
-    payload = job.result(seconds)
-    if payload is not None:
-        candidates.append((bsdiff.name, payload))
-    elif not candidates:  # bsdiff4 ran out of time (or failed): zstd is the fallback
+    candidates += job.result(seconds) or []
+    if not candidates:  # bsdiff4 ran out of time (or failed): zstd is the fallback
         candidates.append((zstd.name, zstd.diff(source_blob, target_blob)))
     return min(candidates, key=lambda candidate: len(candidate[1]))
+
+
+def _bsdiffs(source_blob: bytes, target_blob: bytes) -> list[tuple[str, bytes]]:
+    """bsdiff4's payload, and elf+bsdiff4's when the source blob holds ELF images that moved: its address
+    map comes from the first diff's matches, so the second diff is the only extra cost."""
+    raw = bsdiff4.core.diff(source_blob, target_blob)
+    found = [(Bsdiff.name, Bsdiff.encode(raw))]
+    elf = ElfBsdiff().diff_from(source_blob, target_blob, raw[0])
+    if elf is not None:
+        found.append((ElfBsdiff.name, elf))
+    return found
 
 
 def make_patch(
