@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +13,7 @@ from pathlib import Path
 from packaging.utils import parse_wheel_filename
 
 from pipdelta import differs
+from pipdelta.apply import speed
 from pipdelta.apply.sources import OldContent, RawMember
 from pipdelta.engines import fingerprint
 from pipdelta.engines.recipes import Recipe
@@ -30,6 +32,7 @@ def apply_patch(patch: bytes, source: OldContent, out: Path, *, target: Target |
     wheel filename once checked: one valid wheel filename of the old wheel's project. Nothing is written
     unless the result has the sha256 the patch (and ``target``) promise.
     """
+    started = time.perf_counter()
     header, payload = read_patch(patch, target)
     if parse_wheel_filename(header.new.filename)[0] != parse_wheel_filename(header.old.filename)[0]:
         raise PatchFormatError(f"the patch turns {header.old.filename} into another project's wheel")
@@ -55,6 +58,7 @@ def apply_patch(patch: bytes, source: OldContent, out: Path, *, target: Target |
         raise ReconstructionFailed(f"the rebuilt {header.new.filename} has the wrong sha256; nothing was written")
     path = out / header.new.filename if out.is_dir() else out
     atomic_write(path, [data])
+    speed.record(header.differ, not source.has_raw, len(data), time.perf_counter() - started)
     return path
 
 

@@ -47,6 +47,7 @@ class MakeReport:
     raw_members: int = 0
     raw_bytes: int = 0
     copied_members: int = 0
+    payloads: dict[str, int] = field(default_factory=dict)  # each differ tried: its payload's size
 
     @property
     def ratio(self) -> float:
@@ -213,14 +214,14 @@ def describe(
     return sources, contents, raws, target, report
 
 
-def _payload(differ: str, source_blob: bytes, target_blob: bytes, seconds: float) -> tuple[str, bytes]:
-    """The differ's name and payload: the one asked for, or under "auto" the smaller of those worth running."""
+def _payload(differ: str, source_blob: bytes, target_blob: bytes, seconds: float) -> list[tuple[str, bytes]]:
+    """Each differ's name and payload: the one asked for, or under "auto" those worth running."""
     zstd = ZstdPrefix()
     if differ != "auto":
         chosen: Differ = differs.get(differ)
-        return chosen.name, chosen.diff(source_blob, target_blob)
+        return [(chosen.name, chosen.diff(source_blob, target_blob))]
     if 17 * len(source_blob) > BSDIFF_MEMORY:
-        return zstd.name, zstd.diff(source_blob, target_blob)
+        return [(zstd.name, zstd.diff(source_blob, target_blob))]
     job = Background(lambda: _bsdiffs(source_blob, target_blob), memory=BSDIFF_MEMORY)
     # zstd wins on small, text-heavy wheels; on large ones bsdiff4 wins and zstd -19 would only add time.
     candidates = []
@@ -229,7 +230,7 @@ def _payload(differ: str, source_blob: bytes, target_blob: bytes, seconds: float
     candidates += job.result(seconds) or []
     if not candidates:  # bsdiff4 ran out of time (or failed): zstd is the fallback
         candidates.append((zstd.name, zstd.diff(source_blob, target_blob)))
-    return min(candidates, key=lambda candidate: len(candidate[1]))
+    return candidates
 
 
 def _bsdiffs(source_blob: bytes, target_blob: bytes) -> list[tuple[str, bytes]]:
@@ -263,7 +264,8 @@ def make_patch(
     sources, contents, raws, target, report = describe(old, new, budget)
     source_blob = blob.build(sources, dict(enumerate(contents)))
     target_blob = target.blob(new.data)
-    best = _payload(differ, source_blob, target_blob, bsdiff_seconds)
+    candidates = _payload(differ, source_blob, target_blob, bsdiff_seconds)
+    best = min(candidates, key=lambda candidate: len(candidate[1]))
     header = PatchHeader(
         old=old.ref(),
         new=new.ref(),
@@ -282,5 +284,6 @@ def make_patch(
         raise ReconstructionFailed(f"internal error: the patch for {new.filename} does not rebuild it exactly")
     write_patch(out_path, header, best[1])
     report.differ = best[0]
+    report.payloads = {name: len(payload) for name, payload in candidates}
     report.patch_size = out_path.stat().st_size
     return report
