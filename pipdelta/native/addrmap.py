@@ -86,13 +86,30 @@ def derive(
         if add >= MIN_MATCH:
             old, new = _locate(old_images, old_pos), _locate(new_images, new_pos)
             if old is not None and new is not None:
-                old_va, new_va = old[1].vaddr(old_pos - old[1].start), new[1].vaddr(new_pos - new[1].start)
-                if old_va is not None and new_va is not None:
-                    moved.setdefault(old[0], []).append((old_va, _signed(new_va - old_va), add))
+                runs = moved.setdefault(old[0], [])
+                runs += _moves(old[1], old_pos - old[1].start, new[1], new_pos - new[1].start, add)
         old_pos += add + seek
         new_pos += add + extra
     maps = [_pieces(image, sorted(runs)) for image, runs in sorted(moved.items())]
     return [pieces for pieces in maps if pieces.starts]
+
+
+def _moves(old: Image, old_at: int, new: Image, new_at: int, length: int) -> list[tuple[int, int, int]]:
+    """(old address, how far it moved, length) for each part of a matched run that lies in one loaded segment
+    on each side: a long run can cross from one segment to the next, and segments move apart."""
+    cuts = {0, length}
+    for image, at in ((old, old_at), (new, new_at)):
+        for segment in image.segments:
+            for edge in (segment.offset, segment.offset + segment.filesz):
+                if at < edge < at + length:
+                    cuts.add(edge - at)
+    found = []
+    edges = sorted(cuts)
+    for begin, end in itertools.pairwise(edges):
+        old_va, new_va = old.vaddr(old_at + begin), new.vaddr(new_at + begin)
+        if old_va is not None and new_va is not None and end - begin >= MIN_MATCH:
+            found.append((old_va, _signed(new_va - old_va), end - begin))
+    return found
 
 
 def _pieces(image: int, runs: list[tuple[int, int, int]]) -> Pieces:
