@@ -27,6 +27,14 @@ static int is_modrm_op(unsigned char b) {
     }
 }
 
+static int is_sse_op(unsigned char b) {
+    switch (b) {
+    case 0x10: case 0x11: case 0x12: case 0x16: case 0x28: case 0x29: case 0x2E: case 0x2F: case 0x54: case 0x57:
+    case 0x58: case 0x59: case 0x5C: case 0x5E: case 0x6E: case 0x6F: case 0x7E: case 0x7F: case 0xD6: return 1;
+    default: return 0;
+    }
+}
+
 /* Where the displacement of an instruction of the table starting at i lies, or 0 (scan.displacement_at). */
 static Py_ssize_t displacement_at(const unsigned char *code, Py_ssize_t i, Py_ssize_t end) {
     unsigned char op = code[i];
@@ -35,6 +43,7 @@ static Py_ssize_t displacement_at(const unsigned char *code, Py_ssize_t i, Py_ss
     unsigned char nxt = code[i + 1];
     if ((op == 0x0F && nxt >= 0x80 && nxt <= 0x8F) || (op == 0xFF && (nxt == 0x15 || nxt == 0x25))) return i + 2;
     if ((op == 0x48 || op == 0x4C) && is_modrm_op(nxt) && i + 2 < end && (code[i + 2] & 0xC7) == 0x05) return i + 3;
+    if (op == 0x0F && is_sse_op(nxt) && i + 2 < end && (code[i + 2] & 0xC7) == 0x05) return i + 3;
     return 0;
 }
 

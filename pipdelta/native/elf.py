@@ -30,6 +30,7 @@ class Segment:
 class Section:
     """A section whose file bytes lie inside the image."""
 
+    name: bytes
     type: int
     flags: int
     addr: int
@@ -76,7 +77,7 @@ def parse(blob: bytes | bytearray, start: int) -> Image | None:
     if room < _HEADER.size or blob[start : start + len(_IDENT)] != _IDENT:
         return None
     fields = _HEADER.unpack_from(blob, start)
-    machine, phoff, shoff, phentsize, phnum, shentsize, shnum = (fields[i] for i in (2, 5, 6, 9, 10, 11, 12))
+    machine, phoff, shoff, phentsize, phnum, shentsize, shnum, names = (fields[i] for i in (2, 5, 6, 9, 10, 11, 12, 13))
     if machine != X86_64 or phentsize != _SEGMENT.size or phnum == 0 or phoff + phnum * phentsize > room:
         return None
     if shnum and (shentsize != _SECTION.size or shoff + shnum * shentsize > room):
@@ -87,15 +88,27 @@ def parse(blob: bytes | bytearray, start: int) -> Image | None:
         if kind == PT_LOAD and filesz <= memsz and offset + filesz <= room:
             segments.append(Segment(offset, vaddr, filesz, memsz))
             size = max(size, offset + filesz)
+    headers = [_SECTION.unpack_from(blob, start + shoff + k * _SECTION.size) for k in range(shnum)]
+    strings = headers[names] if names < shnum and headers[names][1] != SHT_NOBITS else None
     sections = []
-    for k in range(shnum):
-        _, kind, flags, addr, offset, length, _, _, _, entsize = _SECTION.unpack_from(blob, start + shoff + k * 64)
+    for name, kind, flags, addr, offset, length, _, _, _, entsize in headers:
         if kind != SHT_NOBITS and offset + length <= room:
-            sections.append(Section(kind, flags, addr, offset, length, entsize))
+            sections.append(
+                Section(_name(blob, start, strings, name, room), kind, flags, addr, offset, length, entsize)
+            )
             size = max(size, offset + length)
     if not segments:
         return None
     return Image(start, size, tuple(segments), tuple(sections))
+
+
+def _name(blob: bytes | bytearray, start: int, strings: tuple[int, ...] | None, at: int, room: int) -> bytes:
+    """A section's name from the section-name string table, b"" when it is not inside the image."""
+    if strings is None or at >= strings[5] or strings[4] + strings[5] > room:
+        return b""
+    begin = start + strings[4] + at
+    end = blob.find(b"\x00", begin, start + strings[4] + strings[5])
+    return bytes(blob[begin:end]) if end >= 0 else b""
 
 
 def images(blob: bytes | bytearray) -> list[Image]:

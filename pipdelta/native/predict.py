@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Sequence
 
-from pipdelta.native import elf, scan
+from pipdelta.native import elf, scan, unwind
 from pipdelta.native.addrmap import MASK, Pieces
 from pipdelta.native.elf import Image
 
@@ -27,9 +27,7 @@ R_X86_64_RELATIVE = 8
 _RELA = struct.Struct("<QQq")  # offset, info, addend
 _SYM = struct.Struct("<IBBHQQ")  # name, info, other, section index, value, size
 _U64 = struct.Struct("<Q")
-_I32 = struct.Struct("<i")
 SHN_LORESERVE = 0xFF00
-EH_FRAME_HDR = b"\x01\x1b\x03\x3b"  # version 1; eh_frame_ptr pcrel sdata4; count udata4; table datarel sdata4
 
 
 def predict(old: bytes, maps: Sequence[Pieces], images: Sequence[Image], rel32: Scan | None = None) -> bytearray:
@@ -53,8 +51,10 @@ def _image(out: bytearray, image: Image, f: Pieces, rel32: Scan) -> None:
             _relocations(out, image, begin, end, f)
         elif section.type in (elf.SHT_SYMTAB, elf.SHT_DYNSYM) and section.entsize == _SYM.size:
             _symbols(out, begin, end, f)
-        elif section.type == elf.SHT_PROGBITS and out[begin : begin + 4] == EH_FRAME_HDR:
-            _unwind_index(out, begin, end, section.addr, f)
+        elif section.name == b".eh_frame_hdr" and out[begin : begin + 4] == unwind.EH_FRAME_HDR:
+            unwind.index(out, begin, end, section.addr, f)
+        elif section.name == b".eh_frame" and section.type == elf.SHT_PROGBITS:
+            unwind.frames(out, begin, end, section.addr, f)
 
 
 def _relocations(out: bytearray, image: Image, begin: int, end: int, f: Pieces) -> None:
@@ -78,18 +78,6 @@ def _symbols(out: bytearray, begin: int, end: int, f: Pieces) -> None:
         name, info, other, index, value, size = _SYM.unpack_from(out, at)
         if 0 < index < SHN_LORESERVE and value:
             _SYM.pack_into(out, at, name, info, other, index, f(value), size)
-
-
-def _unwind_index(out: bytearray, begin: int, end: int, addr: int, f: Pieces) -> None:
-    """``.eh_frame_hdr``'s table: each (function start, FDE) pair of addresses relative to the table's own."""
-    count = struct.unpack_from("<I", out, begin + 8)[0] if begin + 12 <= end else 0
-    count = min(count, (end - begin - 12) // 8)
-    new_base = f(addr)
-    for at in range(begin + 12, begin + 12 + 8 * count, 4):
-        target = (addr + _I32.unpack_from(out, at)[0]) & MASK
-        moved = _signed((f(target) - new_base) & MASK)
-        if -(1 << 31) <= moved < 1 << 31:
-            _I32.pack_into(out, at, moved)
 
 
 def _signed(value: int) -> int:

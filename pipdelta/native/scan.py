@@ -9,6 +9,10 @@ import struct
 JUMPS = frozenset((0xE8, 0xE9))  # call rel32, jmp rel32: the displacement at +1
 REX = frozenset((0x48, 0x4C))  # REX.W, REX.WR before one of MODRM_OPS
 MODRM_OPS = frozenset((0x03, 0x2B, 0x39, 0x3B, 0x63, 0x85, 0x89, 0x8B, 0x8D))  # add sub cmp movsxd test mov lea
+# 0F-prefixed SSE moves and arithmetic (movups/movsd, movaps, ucomis, and/xor, add/mul/sub/div, movq/movdqa...)
+SSE_OPS = frozenset(
+    (0x10, 0x11, 0x12, 0x16, 0x28, 0x29, 0x2E, 0x2F, 0x54, 0x57, 0x58, 0x59, 0x5C, 0x5E, 0x6E, 0x6F, 0x7E, 0x7F, 0xD6)
+)
 _I32 = struct.Struct("<i")
 _MASK = (1 << 64) - 1
 
@@ -26,6 +30,8 @@ def displacement_at(code: bytes | bytearray, i: int, end: int) -> int:
         return i + 2  # jcc rel32; call/jmp [rip + disp32]
     if op in REX and nxt in MODRM_OPS and i + 2 < end and code[i + 2] & 0xC7 == 0x05:
         return i + 3  # REX.W op modrm(mod 00, rm 101: RIP-relative)
+    if op == 0x0F and nxt in SSE_OPS and i + 2 < end and code[i + 2] & 0xC7 == 0x05:
+        return i + 3  # 0F op modrm, after any 66/F2/F3 prefix (the scan reaches 0F one byte later)
     return 0
 
 
