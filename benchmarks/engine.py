@@ -288,8 +288,8 @@ def run_pair(lab: Lab, pair: Pair, work: Path, venv: Path | None) -> Row:
     bsdiff = lab.run("blob-bsdiff4", str(pair.old), str(pair.new))
     old_data, new_data = pair.old.read_bytes(), pair.new.read_bytes()
     exact = applied is not None and applied.error is None and Path(applied.value).read_bytes() == new_data
-    if from_installed is not None:
-        exact = exact and from_installed.error is None and Path(from_installed.value).read_bytes() == new_data
+    if from_installed is not None and from_installed.error is None:
+        exact = exact and Path(from_installed.value).read_bytes() == new_data
     errors = [m.error for m in (made, applied, from_installed, bsdiff) if m is not None and m.error is not None]
     return Row(
         pair=pair.label,

@@ -137,10 +137,12 @@ def _jobs(
         else:
             content: Bytes = view[position : position + op.size]
             position += op.size
-            if op.source is not None and op.gz is not None:  # a gzip header from the blob, content from a source
-                source = header.sources[op.source]
-                content = bytes(content) + gzmember.gunzip(contents[op.source], source.gz_size or 0)
-            elif op.source is not None:
+            if op.source is not None and op.gz is not None:
+                # A gzip header from the blob; the deflate stream and trailer are the old gzip file's (the
+                # maker uses this op only then): copied, not deflated again.
+                yield _Job(bytes(content) + gzmember.stream(contents[op.source]), op.recipe)
+                continue
+            if op.source is not None:
                 content = contents[op.source]
             yield _Job(content, op.recipe, op.gz)
 

@@ -154,6 +154,12 @@ def _gzip_split(content: bytes, diviner: Diviner, budget: Budget) -> tuple[int, 
     return None if recipe is None else (start, inner, recipe)
 
 
+def _same_stream(old: bytes, stream: bytes) -> bool:
+    """True if the old gzip file ends in exactly this deflate stream and trailer."""
+    start = gzmember.header_length(old)
+    return start is not None and old[start:] == stream
+
+
 def _gzip_size(content: bytes, diviner: Diviner, budget: Budget) -> int | None:
     found = _gzip_split(content, diviner, budget)
     return None if found is None else len(found[1])
@@ -200,7 +206,9 @@ def describe(
         elif (gz := _gzip_split(content, diviner, budget)) is not None:
             start, inner, gz_recipe = gz
             same = old_inners.get(hashlib.sha256(inner).digest())
-            if same is not None:  # only the gzip header changed (botocore's models: the mtime)
+            if same is not None and _same_stream(contents[same[0]], content[start:]):
+                # Only the gzip header changed (botocore's models: the mtime): the applier copies the old
+                # file's deflate stream and trailer instead of deflating the content again.
                 inners[same[0]] = same[1]
                 op = Member(recipe, start, source=same[0], gz=(start, gz_recipe), header=header)
                 target.member(op, placed, content[:start])
