@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -230,7 +231,7 @@ def _payload(differ: str, source_blob: bytes, target_blob: bytes, seconds: float
         return [(chosen.name, chosen.diff(source_blob, target_blob))]
     if 17 * len(source_blob) > BSDIFF_MEMORY:
         return [(zstd.name, zstd.diff(source_blob, target_blob))]
-    job = Background(lambda: _bsdiffs(source_blob, target_blob), memory=BSDIFF_MEMORY)
+    job = Background(lambda: _bsdiffs(source_blob, target_blob, seconds), memory=BSDIFF_MEMORY)
     # zstd wins on small, text-heavy wheels; on large ones bsdiff4 wins and zstd -19 would only add time.
     candidates = []
     if len(source_blob) <= ZSTD_AUTO_LIMIT:
@@ -241,11 +242,15 @@ def _payload(differ: str, source_blob: bytes, target_blob: bytes, seconds: float
     return candidates
 
 
-def _bsdiffs(source_blob: bytes, target_blob: bytes) -> list[tuple[str, bytes]]:
+def _bsdiffs(source_blob: bytes, target_blob: bytes, seconds: float) -> list[tuple[str, bytes]]:
     """bsdiff4's payload, and elf+bsdiff4's when the source blob holds ELF images that moved: its address
-    map comes from the first diff's matches, so the second diff is the only extra cost."""
+    map comes from the first diff's matches, so the second diff is the only extra cost. That one is skipped
+    when the first took more than a third of the ``seconds`` both may take (it takes about as long)."""
+    started = time.monotonic()
     raw = bsdiff4.core.diff(source_blob, target_blob)
     found = [(Bsdiff.name, Bsdiff.encode(raw))]
+    if time.monotonic() - started > seconds / 3:
+        return found
     elf = ElfBsdiff().diff_from(source_blob, target_blob, raw[0])
     if elf is not None:
         found.append((ElfBsdiff.name, elf))
