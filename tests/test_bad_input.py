@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from patchtools import rewrite, split, with_payload
 from wheelfactory import build_wheel
 
-from pipdelta import WheelSource, apply_patch, make_patch
+from pipdelta import Target, WheelSource, apply_patch, make_patch
 from pipdelta.errors import (
     EngineMismatch,
     InvalidWheel,
@@ -33,7 +33,7 @@ def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     return old, new, (tmp / "p.pdelta").read_bytes()
 
 
-def fails(patch: bytes, old: Path, out: Path, error: type[PipdeltaError] = PipdeltaError, **kw: str) -> str:
+def fails(patch: bytes, old: Path, out: Path, error: type[PipdeltaError] = PipdeltaError, **kw: Target) -> str:
     """Apply, expect ``error``, and check nothing was written to ``out``'s folder."""
     out.mkdir(exist_ok=True)
     with pytest.raises(error) as caught:
@@ -76,7 +76,7 @@ def test_newer_format_version(pair: tuple[Path, Path, bytes], tmp_path: Path) ->
 
 def test_patch_for_another_wheel(pair: tuple[Path, Path, bytes], tmp_path: Path) -> None:
     old, _, patch = pair
-    fails(patch, old, tmp_path, PatchFormatError, expected_sha256="0" * 64)
+    fails(patch, old, tmp_path, PatchFormatError, target=Target(sha256="0" * 64))
 
 
 def test_wrong_old_wheel(pair: tuple[Path, Path, bytes], tmp_path: Path) -> None:

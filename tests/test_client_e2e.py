@@ -8,12 +8,14 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import hostile
 import pytest
 from conftest import module_text
 from wheelfactory import build_wheel
@@ -49,8 +51,8 @@ class DeltaHandler(QuietHandler):
 
     def do_GET(self) -> None:
         mode = self.server.mode  # type: ignore[attr-defined]
-        if mode == "lie":
-            self.path = "/lie" + self.path
+        if mode == "lie" or (mode or "").startswith("hostile"):
+            self.path = f"/{mode}{self.path}"
         if self.path.endswith(".pdelta"):
             self.server.patch_requests += 1  # type: ignore[attr-defined]
             if mode == "500":
@@ -140,6 +142,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     lie["deltas"][0]["to"] = _entry(wheels["alpha-1.1"]).to_json()
     (index / "lie/alpha/deltas.json").write_text(json.dumps(lie))
 
+    _hostile_indexes(index, base)
     simple = Served(base / "mirror", MirrorHandler)
     deltas = Served(index, DeltaHandler)
     w = World(wheels, simple, deltas, base / "template", index)
@@ -165,6 +168,29 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     yield w
     simple.close()
     deltas.close()
+
+
+HOSTILE = {
+    # The chain's first step writes its wheel outside any folder of pipdelta's, with valid bytes and hashes.
+    "hostile-absolute": lambda patch, base: hostile.named(patch, str(base / "ESCAPED-abs.sh")),
+    "hostile-relative": lambda patch, base: hostile.named(patch, "../../../ESCAPED-rel.sh"),
+    # 33 KB that once took 4.2 GB.
+    "hostile-bomb": lambda patch, base: hostile.zstd_bomb(patch),
+}
+
+
+def _hostile_indexes(index: Path, base: Path) -> None:
+    """Copies of the delta index whose patches (the first of each path) an attacker rewrote, pins updated."""
+    for mode, craft in HOSTILE.items():
+        shutil.copytree(index, index / mode, ignore=shutil.ignore_patterns("lie", "hostile*"))
+        for document in (index / mode).glob("*/deltas.json"):
+            project = json.loads(document.read_text())
+            first = project["deltas"][0]
+            patch = document.parent / first["url"]
+            patch.write_bytes(craft(patch.read_bytes(), base))
+            first.update(size=patch.stat().st_size, sha256=_sha(patch))
+            first["to"]["filename"] = hostile.split(patch.read_bytes())[0]["new"]["filename"]
+            document.write_text(json.dumps(project))
 
 
 @pytest.fixture
@@ -266,6 +292,27 @@ def test_every_failure_falls_back_to_the_verified_full_wheel(
     assert len(warnings) == 1 and reason in warnings[0]
     assert world.simple.server.wheel_requests == 1  # type: ignore[attr-defined]  # pip's own download
     assert not list(Path(os.environ["PIPDELTA_CACHE_DIR"]).glob("wheels/*/alpha-1.1-*.whl"))
+
+
+@pytest.mark.parametrize("mode", sorted(HOSTILE))
+def test_a_hostile_delta_index_writes_nothing_and_installs_the_right_wheels(
+    world: World, venv: Path, tmp_path: Path, mode: str
+) -> None:
+    """Crafted patches in a chain (alpha) and a single delta (beta): pip still gets exactly the mirror's wheels,
+    and nothing is written outside pipdelta's own temporary and cache folders."""
+    base = world.template.parent
+    outside = {p for p in (*base.rglob("*"), *tmp_path.rglob("*")) if "venv" not in p.parts}
+    world.deltas.server.mode = mode  # type: ignore[attr-defined]
+    code = main(["upgrade", "alpha==1.2", "beta==1.1", "--delta-index", world.deltas.url, "--python", str(venv), "-q"])
+    assert code == 0
+    for wheel in ("alpha-1.2", "beta-1.1"):
+        assert_installed(venv, world.wheels[wheel])
+    cache = Path(os.environ["PIPDELTA_CACHE_DIR"])
+    added = {p for p in (*base.rglob("*"), *tmp_path.rglob("*")) if "venv" not in p.parts} - outside
+    assert {p for p in added if not p.is_relative_to(cache)} == set()
+    assert not list(base.parent.rglob("ESCAPED*"))
+    for folder in {Path("/"), Path(tempfile.gettempdir()), Path.cwd(), Path.cwd().parent}:
+        assert not list(folder.glob("ESCAPED*")), folder
 
 
 def test_requirements_file_with_a_chain_a_delta_and_a_new_package(world: World, venv: Path) -> None:

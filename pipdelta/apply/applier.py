@@ -8,6 +8,8 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from packaging.utils import parse_wheel_filename
+
 from pipdelta import differs
 from pipdelta.apply.sources import OldContent
 from pipdelta.engines import fingerprint
@@ -15,17 +17,19 @@ from pipdelta.engines.recipes import Recipe
 from pipdelta.errors import PatchFormatError, ReconstructionFailed, SourceMismatch
 from pipdelta.format import blob, fields, gzmember
 from pipdelta.format.fields import Placed
-from pipdelta.format.patchfile import Copy, Literal, Member, PatchHeader, Raw, atomic_write, read_patch
+from pipdelta.format.patchfile import Copy, Literal, Member, PatchHeader, Raw, Target, atomic_write, read_patch
 
 
-def apply_patch(patch: bytes, source: OldContent, out: Path, *, expected_sha256: str | None = None) -> Path:
+def apply_patch(patch: bytes, source: OldContent, out: Path, *, target: Target | None = None) -> Path:
     """Rebuild the patch's target wheel from ``source`` as ``out`` (or into it, if a folder); returns its path.
 
-    Nothing is written unless the result has the sha256 the patch (and ``expected_sha256``) promise.
+    In a folder the file is named after ``target``, which the patch must build, or else after the patch's
+    wheel filename once checked: one valid wheel filename of the old wheel's project. Nothing is written
+    unless the result has the sha256 the patch (and ``target``) promise.
     """
-    header, payload = read_patch(patch)
-    if expected_sha256 is not None and header.new.sha256 != expected_sha256.lower():
-        raise PatchFormatError(f"the patch makes {header.new.filename} with another sha256 than expected")
+    header, payload = read_patch(patch, target)
+    if parse_wheel_filename(header.new.filename)[0] != parse_wheel_filename(header.old.filename)[0]:
+        raise PatchFormatError(f"the patch turns {header.old.filename} into another project's wheel")
     # Copies come from the old wheel's own bytes when it is here; no engine is involved then.
     fingerprint.check(header.recipes(copies=not source.has_raw))
     source.check(header.old)

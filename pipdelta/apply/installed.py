@@ -182,7 +182,10 @@ class InstalledDistribution:
             if size is None and info.st_size > RECORD_LIMIT:
                 raise SourceMismatch(f"installed {real} has {info.st_size:,} bytes, more than {RECORD_LIMIT:,}")
             if size is not None and info.st_size != size:
-                raise SourceMismatch(f"installed {real} was modified ({info.st_size:,} bytes; RECORD says {size:,})")
+                raise SourceMismatch(
+                    f"installed {real} was modified since {self.name} {self.version} was installed "
+                    f"({info.st_size:,} bytes; RECORD says {size:,})"
+                )
             content = stream.read(info.st_size + 1)
         if len(content) != info.st_size:
             raise SourceMismatch(f"installed {real} changed size while it was read")

@@ -68,6 +68,8 @@ class WheelSource(OldContent):
         member = self.wheel.members_by_name.get(source.name)
         if member is None:
             raise SourceMismatch(f"{self.path} has no member {source.name!r}")
+        if member.size != source.size:  # before inflating: the patch's sizes are what the budget checked
+            raise SourceMismatch(f"{source.name} in {self.path} is not the file the patch was made from")
         return member
 
 

@@ -25,6 +25,7 @@ def _apply(args: argparse.Namespace) -> int:
     from pipdelta.apply.applier import apply_patch
     from pipdelta.apply.installed import InstalledDistribution
     from pipdelta.apply.sources import InstalledSource, OldContent, WheelSource
+    from pipdelta.format.patchfile import Target
 
     source: OldContent
     if args.old is not None:
@@ -32,7 +33,7 @@ def _apply(args: argparse.Namespace) -> int:
     else:
         source = InstalledSource(InstalledDistribution.find(args.installed, args.python))
     patch = _read(args.patch)
-    path = apply_patch(patch, source, args.output, expected_sha256=args.sha256)
+    path = apply_patch(patch, source, args.output, target=Target(sha256=args.sha256))
     print(f"{path}: rebuilt and verified")
     return 0
 

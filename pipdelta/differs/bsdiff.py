@@ -28,7 +28,10 @@ class Bsdiff:
         if len(payload) < _SIZES.size:
             raise PatchFormatError("bsdiff4 payload is truncated")
         raw = _SIZES.unpack_from(payload)
-        if raw[0] % _TRIPLE or raw[1] > size or raw[2] > size or raw[0] > _TRIPLE * (size + 1):
+        # The diff and extra streams supply every byte of the result once; the control stream has one entry
+        # per match, and real matches are at least tens of bytes long (so 24 bytes of control per 8 of result
+        # is far beyond any real patch, and bounds what a hostile one can make us allocate).
+        if raw[0] % _TRIPLE or raw[1] + raw[2] != size or raw[0] > _TRIPLE * (size // 8 + 64):
             raise PatchFormatError("bsdiff4 payload declares impossible stream sizes")
         position, streams = _SIZES.size, []
         for what, length, packed in zip(("control", "diff", "extra"), raw[:3], raw[3:], strict=True):

@@ -28,7 +28,9 @@ class ZstdPrefix:
         return zstd.ZstdCompressor(options=options, zstd_dict=prefix).compress(new, zstd.ZstdCompressor.FLUSH_FRAME)
 
     def patch(self, old: bytes, payload: bytes, size: int) -> bytes:
-        options: dict[int, int] = {zstd.DecompressionParameter.window_log_max: _MAX_WINDOW_LOG}
+        # The window never needs to reach past the prefix and the result: a frame asking for more is refused
+        # before the decoder allocates it.
+        options: dict[int, int] = {zstd.DecompressionParameter.window_log_max: _window_log(len(old), size)}
         prefix = zstd.ZstdDict(old, is_raw=True).as_prefix if old else None
         try:
             decompressor = zstd.ZstdDecompressor(zstd_dict=prefix, options=options)

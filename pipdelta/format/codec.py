@@ -32,6 +32,8 @@ def xz_decompress(data: bytes | memoryview, size: int, what: str, *, exact: bool
         out = decompressor.decompress(data, max_length=size + 1)
     except lzma.LZMAError as exc:
         raise PatchFormatError(f"corrupt {what} in the patch ({exc})") from None
-    if (len(out) != size if exact else len(out) > size) or not decompressor.eof or decompressor.unused_data:
+    if len(out) > size:
+        raise PatchFormatError(f"the {what} in the patch expands past the {size:,} bytes it may have")
+    if (exact and len(out) != size) or not decompressor.eof or decompressor.unused_data:
         raise PatchFormatError(f"corrupt {what} in the patch (wrong length or trailing data)")
     return out

@@ -5,22 +5,26 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
 from pipdelta.engines.recipes import Recipe
 from pipdelta.errors import PatchFormatError
 from pipdelta.format import codec
+from pipdelta.format.limits import EXPANSION, MAX_WHEEL, Budget
 
 MAGIC = b"PIPDELTA"
 VERSION = 1
 _PREAMBLE = struct.Struct(">8sHI")
-MAX_HEADER = 64 << 20
-# Declared sizes above this are refused before anything is allocated; PIPDELTA_MAX_SIZE raises it.
-MAX_DECLARED = int(os.environ.get("PIPDELTA_MAX_SIZE", 4 << 30))
+MAX_HEADER = 16 << 20  # bytes of header JSON, whatever the wheel
+_MAX_NAME = 255  # bytes of a file name on every common file system
+_SHA256 = re.compile("[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,24 @@ class WheelRef:
     filename: str
     sha256: str
     size: int
+
+
+@dataclass(frozen=True)
+class Target:
+    """The wheel a caller asks a patch to build, as far as it knows it: filename, sha256, size."""
+
+    filename: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+
+    def check(self, new: WheelRef) -> None:
+        """Refuse a patch that builds another wheel than this one."""
+        if self.filename is not None and new.filename != self.filename:
+            raise PatchFormatError(f"the patch makes {new.filename}, not {self.filename}")
+        if self.sha256 is not None and new.sha256 != self.sha256.lower():
+            raise PatchFormatError(f"the patch makes {new.filename} with another sha256 than expected")
+        if self.size is not None and new.size != self.size:
+            raise PatchFormatError(f"the patch makes {new.filename} of another size than expected")
 
 
 @dataclass(frozen=True)
@@ -181,22 +203,32 @@ def atomic_write(path: Path, chunks: list[bytes]) -> None:
         raise
 
 
-def read_patch(data: bytes) -> tuple[PatchHeader, memoryview]:
-    """Parse and check a whole patch; every inconsistency is a :class:`PatchFormatError`."""
+def read_patch(data: bytes, target: Target | None = None) -> tuple[PatchHeader, memoryview]:
+    """Parse and check a whole patch; every inconsistency is a :class:`PatchFormatError`.
+
+    Every size the header declares is checked against a :class:`Budget` before anything is allocated:
+    that of ``target``'s size when the caller knows it (from the primary index), else of the size the
+    header declares, which the final sha256 check pins.
+    """
     if len(data) < _PREAMBLE.size or data[:8] != MAGIC:
         raise PatchFormatError("not a pipdelta patch (bad magic)")
     _, version, length = _PREAMBLE.unpack_from(data)
     if version != VERSION:
         raise PatchFormatError(f"patch format version {version}; this pipdelta reads version {VERSION}")
-    if length > MAX_HEADER or _PREAMBLE.size + length > len(data):
+    if _PREAMBLE.size + length > len(data):
         raise PatchFormatError("patch is truncated (header)")
+    limit = MAX_HEADER if target is None or target.size is None else min(MAX_HEADER, Budget(target.size).header)
+    raw = codec.xz_decompress(data[_PREAMBLE.size : _PREAMBLE.size + length], limit, "header", exact=False)
     try:
-        raw = codec.xz_decompress(data[_PREAMBLE.size : _PREAMBLE.size + length], MAX_HEADER, "header", exact=False)
-        header = _parse_header(json.loads(raw))
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
-        if isinstance(exc, PatchFormatError):
-            raise
-        raise PatchFormatError(f"corrupt patch header ({type(exc).__name__}: {exc})") from None
+        obj = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise PatchFormatError(f"corrupt patch header ({type(exc).__name__})") from None
+    try:
+        header = _parse_header(_fields(obj, "header"), len(raw), target)
+    except PatchFormatError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise PatchFormatError(f"corrupt patch header ({type(exc).__name__})") from None
     payload = memoryview(data)[_PREAMBLE.size + length :]
     if len(payload) != header.payload_size:
         raise PatchFormatError(f"patch is truncated: payload has {len(payload)} of {header.payload_size} bytes")
@@ -205,37 +237,96 @@ def read_patch(data: bytes) -> tuple[PatchHeader, memoryview]:
     return header, payload
 
 
-def _size(value: Any, what: str) -> int:
-    if type(value) is not int or not 0 <= value <= MAX_DECLARED:
-        raise PatchFormatError(f"patch declares an impossible {what}: {value!r}")
+def check_wheel_filename(value: object) -> str:
+    """``value`` if it is a wheel filename safe to create in a folder: one path component, valid per the spec."""
+    if (
+        not isinstance(value, str)
+        or not value.endswith(".whl")
+        or len(value.encode("utf-8", "replace")) > _MAX_NAME
+        or not value.isprintable()
+        or any(c in value for c in "/\\:")
+        or value.startswith(".")
+    ):
+        raise PatchFormatError(f"patch names an unsafe wheel file {str(value)[:80]!r}")
+    try:
+        parse_wheel_filename(value)
+    except InvalidWheelFilename:
+        raise PatchFormatError(f"patch names an invalid wheel file {value[:80]!r}") from None
     return value
 
 
-def _ref(obj: dict[str, Any]) -> WheelRef:
-    return WheelRef(str(obj["filename"]), str(obj["sha256"]), _size(obj["size"], "wheel size"))
+def _fields(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise PatchFormatError(f"corrupt patch header: {what} is not an object")
+    return value
+
+
+def _list(value: Any, what: str, limit: int | None = None) -> list[Any]:
+    if not isinstance(value, list):
+        raise PatchFormatError(f"corrupt patch header: {what} is not a list")
+    if limit is not None and len(value) > limit:
+        raise PatchFormatError(f"patch lists {len(value):,} {what}s, more than the {limit:,} allowed")
+    return value
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise PatchFormatError(f"corrupt patch header: {what} is not a string")
+    return value
+
+
+def _sha256(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
+        raise PatchFormatError(f"corrupt patch header: {what} is not a sha256")
+    return value
+
+
+def _size(value: Any, what: str) -> int:
+    if type(value) is not int or not 0 <= value <= MAX_WHEEL * EXPANSION:
+        raise PatchFormatError(f"patch declares an impossible {what}: {str(value)[:40]!r}")
+    return value
+
+
+def _ref(obj: Any, what: str) -> WheelRef:
+    fields = _fields(obj, what)
+    return WheelRef(
+        check_wheel_filename(fields.get("filename")),
+        _sha256(fields.get("sha256"), f"{what} sha256"),
+        _size(fields.get("size"), f"{what} size"),
+    )
 
 
 def _recipe(value: Any) -> Recipe | None:
-    return None if value is None else Recipe.parse(str(value))
+    return None if value is None else Recipe.parse(_text(value, "recipe"))
 
 
-def _parse_source(entry: list[Any]) -> Source:
-    name = str(entry[0])
+def _parse_source(value: Any) -> Source:
+    entry = _list(value, "source entry")
+    name = _text(entry[0], "source name")
     path = PurePosixPath(name)
     if not name or path.is_absolute() or ".." in path.parts or "\\" in name or ":" in path.parts[0]:
-        raise PatchFormatError(f"patch names an unsafe source path {name!r}")
-    extra = entry[2] if len(entry) > 2 else {}
+        raise PatchFormatError(f"patch names an unsafe source path {name[:80]!r}")
+    extra = _fields(entry[2], "source options") if len(entry) > 2 else {}
     gz_size = _size(extra["gz"], "gzip size") if "gz" in extra else None
-    first_line = str(extra["line"]).encode("latin-1") if "line" in extra else None
+    first_line = _text(extra["line"], "first line").encode("latin-1") if "line" in extra else None
     return Source(name, _size(entry[1], "source size"), gz_size, first_line, extra.get("content", True) is not False)
 
 
-def _parse_op(entry: list[Any], sources: tuple[Source, ...]) -> Op:
+def _parse_sources(value: Any, budget: Budget) -> tuple[Source, ...]:
+    sources = tuple(map(_parse_source, _list(value, "source", budget.ops)))
+    if len({s.name for s in sources}) != len(sources):
+        raise PatchFormatError("patch names a source more than once")
+    budget.check(sum(s.size + (s.gz_size or 0) for s in sources), budget.expanded, "bytes of old content")
+    return sources
+
+
+def _parse_op(value: Any, sources: tuple[Source, ...]) -> Op:
     def source(value: Any) -> int:
         if type(value) is not int or not 0 <= value < len(sources):
-            raise PatchFormatError(f"patch refers to a source that does not exist: {value!r}")
+            raise PatchFormatError(f"patch refers to a source that does not exist: {str(value)[:40]!r}")
         return value
 
+    entry = _list(value, "operation entry")
     kind = entry[0]
     if kind in ("lit", "dir"):
         return Literal(_size(entry[1], "literal size"), directory=kind == "dir")
@@ -244,22 +335,32 @@ def _parse_op(entry: list[Any], sources: tuple[Source, ...]) -> Op:
     if kind == "copy":
         return Copy(source(entry[1]), _recipe(entry[2]), _header(entry, 3))
     if kind == "mem":
-        recipe, content, header = _recipe(entry[1]), entry[2], _header(entry, 3)
+        recipe, content, header = _recipe(entry[1]), _list(entry[2], "member entry"), _header(entry, 3)
         if content[0] == "src":
             return Member(recipe, source=source(content[1]), header=header)
         if content[0] == "blob":
             return Member(recipe, _size(content[1], "member size"), header=header)
         if content[0] == "gz":
-            gz = (_size(content[2], "header"), Recipe.parse(str(content[3])))
+            gz = (_size(content[2], "header"), Recipe.parse(_text(content[3], "recipe")))
             inner = source(content[4]) if len(content) > 4 else None
             if inner is not None and (sources[inner].gz_size is None or gz[0] != content[1]):
                 raise PatchFormatError("patch rebuilds a gzip file from a source that is no gzip file")
             return Member(recipe, _size(content[1], "member size"), source=inner, gz=gz, header=header)
-    raise PatchFormatError(f"unknown patch operation {entry!r:.80}")
+    raise PatchFormatError(f"unknown patch operation {str(entry)[:80]!r}")
 
 
 def _header(entry: list[Any], index: int) -> int:
     return _size(entry[index], "local header length") if len(entry) > index else 0
+
+
+def _content_size(op: Op, sources: tuple[Source, ...]) -> int:
+    """The bytes of content rebuilding ``op`` holds in memory (before compressing it)."""
+    if isinstance(op, Copy):
+        return sources[op.source].size
+    if isinstance(op, Member) and op.source is not None:
+        inner = sources[op.source]
+        return op.size + (inner.gz_size or 0) if op.gz is not None else inner.size
+    return op.size
 
 
 def _check_toggles(ops: tuple[Op, ...]) -> None:
@@ -273,21 +374,30 @@ def _check_toggles(ops: tuple[Op, ...]) -> None:
         raise PatchFormatError("patch has more than one central directory")
 
 
-def _parse_header(obj: dict[str, Any]) -> PatchHeader:
-    sources = tuple(_parse_source(entry) for entry in obj["sources"])
-    ops = tuple(_parse_op(entry, sources) for entry in obj["ops"])
+def _parse_header(obj: dict[str, Any], length: int, target: Target | None) -> PatchHeader:
+    """The header's fields, in an order that checks each size against the budget before it is used."""
+    new = _ref(obj.get("new"), "new wheel")
+    if target is not None:
+        target.check(new)
+    budget = Budget.for_wheel(new.size)
+    budget.check(length, budget.header, "bytes of header")
+    sources = _parse_sources(obj.get("sources"), budget)
+    ops = tuple(_parse_op(entry, sources) for entry in _list(obj.get("ops"), "operation", budget.ops))
     header = PatchHeader(
-        old=_ref(obj["old"]),
-        new=_ref(obj["new"]),
+        old=_ref(obj.get("old"), "old wheel"),
+        new=new,
         sources=sources,
-        source_sha256=str(obj["source_sha256"]),
-        source_size=_size(obj["source_size"], "source size"),
-        target_blob_size=_size(obj["target_blob_size"], "target blob size"),
-        differ=str(obj["differ"]),
+        source_sha256=_sha256(obj.get("source_sha256"), "source sha256"),
+        source_size=_size(obj.get("source_size"), "source size"),
+        target_blob_size=_size(obj.get("target_blob_size"), "target blob size"),
+        differ=_text(obj.get("differ"), "differ"),
         ops=ops,
-        payload_size=_size(obj["payload_size"], "payload size"),
-        payload_sha256=str(obj["payload_sha256"]),
+        payload_size=_size(obj.get("payload_size"), "payload size"),
+        payload_sha256=_sha256(obj.get("payload_sha256"), "payload sha256"),
     )
+    budget.check(header.source_size, budget.expanded, "bytes of source blob")
+    budget.check(header.target_blob_size, budget.expanded, "bytes of target blob")
+    budget.check(sum(_content_size(op, sources) for op in ops), budget.expanded, "bytes of member content")
     _check_toggles(ops)
     from_blob = sum(op.size for op in ops if isinstance(op, Literal | Raw | Member))
     if from_blob != header.target_blob_size:

@@ -20,6 +20,7 @@ from pipdelta.client.deltaindex import DeltaIndex, Goal
 from pipdelta.client.http import Http
 from pipdelta.client.report import CHAIN, DELTA, FULL, Outcome
 from pipdelta.errors import PipdeltaError
+from pipdelta.format.patchfile import Target as Wanted
 from pipdelta.index.model import DeltaEntry
 from pipdelta.proxy.finders import OldVersions, best_start, open_source
 from pipdelta.proxy.timing import Meter
@@ -141,14 +142,19 @@ class Job:
 def _rebuild(
     target: Target, patches: Sequence[DeltaEntry], data: Sequence[bytes], source: OldContent, cache: Cache
 ) -> Path:
-    """Apply the patches in order; only a wheel with the upstream page's sha256 reaches the cache."""
+    """Apply the patches in order; only a wheel with the upstream page's sha256 reaches the cache.
+
+    Each step must build exactly the wheel the index names for it, under a name pipdelta gives it: the steps
+    of a chain stay in a private folder, and each is the checked source of the next.
+    """
     assert target.sha256 is not None
+    final = Wanted(target.filename, target.sha256, target.size)
     try:
         with tempfile.TemporaryDirectory(prefix="pipdelta-chain-") as tmp:
             for step, (patch, blob) in enumerate(zip(patches, data, strict=True)):
                 last = step == len(patches) - 1
-                expected = target.sha256 if last else patch.new.sha256
-                path = apply_patch(blob, source, Path(tmp) / f"step{step}.whl", expected_sha256=expected)
+                wanted = final if last else Wanted(patch.new.filename, patch.new.sha256, patch.new.size)
+                path = apply_patch(blob, source, Path(tmp, f"step{step}.whl"), target=wanted)
                 source = WheelSource(path)
             return cache.add(target.filename, path.read_bytes(), target.sha256)
     except PipdeltaError as exc:
