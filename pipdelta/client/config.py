@@ -19,7 +19,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-KEYS = {"index-url": str, "cache-dir": str, "timeout": float, "retries": int, "jobs": int, "prefer": str}
+KEYS = {
+    "index-url": str,
+    "cache-dir": str,
+    "timeout": float,
+    "retries": int,
+    "jobs": int,
+    "prefer": str,
+    "deadline": float,
+}
 PREFER = ("time", "bytes")
 
 
@@ -35,6 +43,7 @@ class Settings:
     retries: int = 2
     jobs: int = 4
     prefer: str = "time"  # "bytes": always the smallest path, for metered links
+    deadline: float | None = None  # seconds a wheel request waits for its rebuild (default: as long as HTTP may take)
 
 
 def config_file(environ: Mapping[str, str] = os.environ) -> Path:
@@ -61,6 +70,7 @@ def load(
         retries=values.get("retries", Settings.retries),
         jobs=max(1, values.get("jobs", Settings.jobs)),
         prefer=chosen,
+        deadline=values.get("deadline"),
     )
 
 

@@ -117,6 +117,12 @@ class Http:
         answer: tuple[int, Any] = self._with_retries(url, once)
         return answer
 
+    def patience(self) -> float:
+        """The longest one :meth:`get` may take before it gives up: every try timed out, every backoff slept."""
+        read = self.timeout.read_timeout
+        tries = (read if isinstance(read, float | int) else 0.0) * (self.retries + 1)
+        return tries + sum(_backoff(attempt) for attempt in range(1, self.retries + 1))
+
     def _with_retries(self, url: str, once: Callable[[], Any]) -> Any:
         attempt = 0
         while True:
@@ -129,7 +135,7 @@ class Http:
                 if attempt >= self.retries:
                     raise FetchError(f"cannot download {url}: {_reason(exc)}", transient=True) from None
             attempt += 1
-            time.sleep(0.2 * 2**attempt)
+            time.sleep(_backoff(attempt))
 
     def _get_once(
         self,
@@ -175,6 +181,10 @@ def _read(
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256.lower():
         raise FetchError(f"{url} does not have the sha256 the delta index pins")
     return bytes(data)
+
+
+def _backoff(attempt: int) -> float:
+    return 0.2 * 2**attempt
 
 
 def _headers(extra: Mapping[str, str] | None) -> dict[str, str]:

@@ -58,7 +58,13 @@ def install(
     """Run ``pip install`` for ``request`` with ``env`` (the local index's URLs); what pip installed, in its order."""
     with tempfile.TemporaryDirectory(prefix="pipdelta-install-") as tmp:
         report = Path(tmp) / "report.json"
-        args = ["install", "--report", str(report), *(["--dry-run"] if dry_run else []), *(["--quiet"] if quiet else [])]
+        args = [
+            "install",
+            "--report",
+            str(report),
+            *(["--dry-run"] if dry_run else []),
+            *(["--quiet"] if quiet else []),
+        ]
         environment.pip([*args, *request.pip_args()], capture=quiet, env=env)
         try:
             return parse_report(json.loads(report.read_text(encoding="utf-8")))
@@ -75,7 +81,9 @@ def parse_report(document: Any) -> list[Installed]:
         try:
             metadata = item["metadata"]
             out.append(
-                Installed(canonicalize_name(metadata["name"]), Version(metadata["version"]), item["download_info"]["url"])
+                Installed(
+                    canonicalize_name(metadata["name"]), Version(metadata["version"]), item["download_info"]["url"]
+                )
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ReportError(f"pip's installation report has an item pipdelta cannot read ({exc!r})") from None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from packaging.utils import NormalizedName
@@ -17,7 +17,15 @@ from pipdelta.proxy.local import LocalIndex, local_index
 from pipdelta.proxy.upstreams import Upstream, untoken
 
 
-def run(environment: Environment, request: Request, settings: Settings, *, dry_run: bool = False, quiet: bool = True) -> list[Outcome]:
+def run(
+    environment: Environment,
+    request: Request,
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    quiet: bool = True,
+    warn: Callable[[str], None] = print,
+) -> list[Outcome]:
     """Do what ``pip install`` would for ``request``, its wheels served by the local index; one row per install."""
     configured = indexes.from_pip(environment)
     upstreams = [Upstream.parse(url) for url in configured.upstream]
@@ -25,6 +33,8 @@ def run(environment: Environment, request: Request, settings: Settings, *, dry_r
     with local_index(upstreams, settings, environment, plan_only=dry_run) as local:
         env = indexes.installer_environment(local.urls, configured.local)
         done = install(environment, request, env, dry_run=dry_run, quiet=quiet)
+        for line in local.ledger.warnings:
+            warn(line)
         return [_outcome(item, local, before, dry_run=dry_run) for item in done]
 
 

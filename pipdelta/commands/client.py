@@ -32,12 +32,14 @@ def _run(args: argparse.Namespace, requirements: list[str], files: list[Path], u
     for path in files:
         if not path.is_file():
             raise UsageError(f"requirements file {path} does not exist")
+    console = Console(stderr=True)
     outcomes = pipeline.run(
         Environment.of(args.python),
         Request(tuple(requirements), tuple(files), upgrade, args.no_deps),
         settings,
         dry_run=args.dry_run,
-        quiet=args.quiet or not Console(stderr=True).is_terminal,
+        quiet=args.quiet or not console.is_terminal,
+        warn=lambda line: console.print(f"[yellow]pipdelta: warning:[/] {line}", highlight=False, soft_wrap=True),
     )
     if not outcomes:
         print("Nothing to do: pip would install nothing.")

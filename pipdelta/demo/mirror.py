@@ -49,7 +49,6 @@ class Served:
         self.close()
 
 
-
 def write_simple_index(wheels: Iterable[Path], root: Path) -> None:
     """``root/simple/<project>/index.html`` linking to ``root/files/<wheel>#sha256=…``, as PyPI's pages do.
 

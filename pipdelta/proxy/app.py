@@ -114,7 +114,7 @@ class ProxyApp:
         return "200 OK", [("Content-Type", content_type), ("Vary", "Accept"), ("Cache-Control", "max-age=0")], [body]
 
     def _guess(self, listed: list[tuple[Target, dict[str, Any]]]) -> None:
-        """Start rebuilding the newest wheels now, while the installer resolves, where no ``.metadata`` will say more."""
+        """Rebuild the newest wheels while the installer resolves, where no ``.metadata`` request will say more."""
         wheels = [(t, e) for t, e in listed if _is_wheel(t.filename) and t.sha256 and not e.get("yanked")]
         finals = [(t, e) for t, e in wheels if not t.version.is_prerelease]
         if not finals:
@@ -144,9 +144,12 @@ class ProxyApp:
         target = self._target(index, url, filename)
         if method == "HEAD":
             return "200 OK", [("Content-Length", str(target.size))] if target.size else [], []
-        cached = self._cached(target)
+        cached = None if self.rebuilds.get(url) else self._cached(target)  # a rebuild's wheel is the job's
         if cached is not None:
-            self.ledger.record(filename, Outcome(target.name, None, str(target.version), "cached", "", cached.stat().st_size, 0, "cached wheel"))
+            row = Outcome(
+                target.name, None, str(target.version), "cached", "", cached.stat().st_size, 0, "cached wheel"
+            )
+            self.ledger.record(filename, row)
             return _serve(cached)
         job = self.rebuilds.start(target) if _is_wheel(filename) and target.sha256 else None
         if job is not None:
@@ -156,8 +159,14 @@ class ProxyApp:
                 self.ledger.record(filename, job.outcome)
                 return _serve(job.path)
             reason = job.outcome.reason if finished else f"past the deadline ({self.meter.deadline(target.size):.1f} s)"
+            if job.failed or not finished:
+                self.ledger.warn(f"{target.name} {target.version}: {reason}; downloading the full wheel")
             return self._stream(target, job, reason)
-        reason = "not a wheel" if not _is_wheel(filename) else "the index publishes no sha256 to verify a rebuilt wheel against"
+        reason = (
+            "not a wheel"
+            if not _is_wheel(filename)
+            else "the index publishes no sha256 to verify a rebuilt wheel against"
+        )
         return self._stream(target, None, reason)
 
     def _cached(self, target: Target) -> Path | None:
@@ -166,7 +175,9 @@ class ProxyApp:
         return self.cache.find(sha256) if sha256 and _is_wheel(target.filename) else None
 
     def _stream(self, target: Target, job: Job | None, reason: str) -> Answer:
-        download = Download(self.upstreams[target.index], self.http, target, self.cache if _is_wheel(target.filename) else None)
+        download = Download(
+            self.upstreams[target.index], self.http, target, self.cache if _is_wheel(target.filename) else None
+        )
         first = download.open()
         length = download.length
         headers = [("Content-Type", "application/octet-stream")]

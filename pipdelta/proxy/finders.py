@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from packaging.tags import parse_tag
-from packaging.utils import NormalizedName
+from packaging.utils import NormalizedName, parse_wheel_filename
 from packaging.version import Version
 
 from pipdelta.apply.installed import InstalledDistribution
@@ -64,17 +64,22 @@ class PipCache(OldVersions):
     def __init__(self, environment: Environment, cache: Cache) -> None:
         self.environment = environment
         self.cache = cache
-        self._dir: Path | None = None  # ``pip cache dir``, asked once, when first needed
-        self._asked = False
-        self._lock = threading.Lock()
+        self._dir: Path | None = None
+        self._asked = threading.Event()
+        # ``pip cache dir`` takes pip half a second to answer: asked now, in the background, once.
+        threading.Thread(target=self._ask, daemon=True, name="pipdelta-pip-cache-dir").start()
+
+    def _ask(self) -> None:
+        try:
+            self._dir = pipcache.pip_cache_dir(self.environment)
+        finally:
+            self._asked.set()
 
     def start(self, name: NormalizedName, below: Version, tags: frozenset[str]) -> Start | None:
         return None  # bodies carry no names: this place can only serve a start found elsewhere
 
     def open(self, first: DeltaEntry) -> OldContent | None:
-        with self._lock:
-            if not self._asked:
-                self._dir, self._asked = pipcache.pip_cache_dir(self.environment), True
+        self._asked.wait()
         if self._dir is None:
             return None
         data = pipcache.find_wheel(self._dir, first.old.size, first.old.sha256)
@@ -108,7 +113,8 @@ class InstalledFiles(OldVersions):
         return Start(name, here.version, here.tags, here.build)
 
     def open(self, first: DeltaEntry) -> OldContent | None:
-        distribution = InstalledDistribution.find(first.old.name, self.environment.python)
+        name = parse_wheel_filename(first.old.filename)[0]
+        distribution = InstalledDistribution.find(name, self.environment.python)
         distribution.check_version(first.old.filename)
         distribution.check_files()
         try:

@@ -18,7 +18,7 @@ from pipdelta.apply.sources import OldContent, WheelSource
 from pipdelta.client.cache import Cache
 from pipdelta.client.deltaindex import DeltaIndex, Goal
 from pipdelta.client.http import Http
-from pipdelta.client.report import CHAIN, DELTA, FULL, Outcome
+from pipdelta.client.report import CHAIN, DELTA, Outcome
 from pipdelta.errors import PipdeltaError
 from pipdelta.format.patchfile import Target as Wanted
 from pipdelta.index.model import DeltaEntry
@@ -72,14 +72,17 @@ class Job:
         self.path: Path | None = None
         self.fetched = 0
         self.served = False
+        self.failed = False  # something went wrong (not merely "no patch here"): worth a warning
         self.done = threading.Event()
 
     def run(self, context: Context) -> None:
         try:
             self._run(context)
         except PipdeltaError as exc:
+            self.failed = True
             self.outcome.fall_back(str(exc), self.fetched)
         except Exception as exc:  # a bug must cost a full download, never the installer's run
+            self.failed = True
             self.outcome.fall_back(f"internal error: {type(exc).__name__}: {exc}", self.fetched)
         finally:
             self.done.set()
@@ -131,7 +134,9 @@ class Job:
             began = time.perf_counter()
             try:
                 out.append(
-                    context.http.get(patch.url, limit=patch.size, size=patch.size, sha256=patch.sha256, progress=advance)
+                    context.http.get(
+                        patch.url, limit=patch.size, size=patch.size, sha256=patch.sha256, progress=advance
+                    )
                 )
             except PipdeltaError as exc:
                 raise PipdeltaError(f"patch download failed: {exc}") from None
@@ -154,7 +159,9 @@ def _rebuild(
             for step, (patch, blob) in enumerate(zip(patches, data, strict=True)):
                 last = step == len(patches) - 1
                 wanted = final if last else Wanted(patch.new.filename, patch.new.sha256, patch.new.size)
-                path = apply_patch(blob, source, Path(tmp, f"step{step}.whl"), target=wanted)
+                folder = Path(tmp, f"step{step}")  # apply_patch names the file: the wanted name, once checked
+                folder.mkdir()
+                path = apply_patch(blob, source, folder, target=wanted)
                 source = WheelSource(path)
             return cache.add(target.filename, path.read_bytes(), target.sha256)
     except PipdeltaError as exc:

@@ -14,10 +14,15 @@ class Ledger:
     def __init__(self) -> None:
         self._rows: dict[str, Outcome] = {}
         self._lock = threading.Lock()
+        self.warnings: list[str] = []  # one line per wheel whose rebuild failed and was downloaded in full
 
     def record(self, filename: str, outcome: Outcome) -> None:
         with self._lock:
             self._rows.setdefault(filename, replace(outcome))
+
+    def warn(self, line: str) -> None:
+        with self._lock:
+            self.warnings.append(line)
 
     def get(self, filename: str) -> Outcome | None:
         with self._lock:

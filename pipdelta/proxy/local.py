@@ -70,7 +70,8 @@ def local_index(
         raise PipdeltaError("no http(s) index to stand in front of: pip's configuration names none")
     cache = Cache(settings.cache_dir)
     http = Http(timeout=settings.timeout, retries=settings.retries)
-    meter = Meter(settings.prefer, wait=settings.timeout)
+    # By default a wheel waits for its rebuild as long as a query and a patch download may take, retries included.
+    meter = Meter(settings.prefer, wait=settings.deadline or 2 * http.patience() + 1)
     context = Context(DeltaIndex(settings.index_url, http), http, finders(environment, cache), cache, meter, plan_only)
     rebuilds = Rebuilds(context, settings.jobs)
     ledger = Ledger()

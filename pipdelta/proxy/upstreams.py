@@ -63,7 +63,7 @@ class Upstream:
             raise UpstreamError(f"the index {strip(url)} failed: {strip(str(exc))}", exc.status) from None
         try:
             body = response.read(MAX_JSON + 1)
-            final = response.url or url
+            final = urllib.parse.urljoin(url, response.url or "")  # a path after a redirect on the same host
             kind = response.headers.get("Content-Type", "text/html").split(";")[0].strip().lower()
         except urllib3.exceptions.HTTPError as exc:
             raise UpstreamError(f"the index {strip(url)} failed: {exc}") from None
@@ -98,7 +98,7 @@ def strip(text: str) -> str:
     out = []
     for word in text.split(" "):
         parts = urllib.parse.urlsplit(word) if "://" in word else None
-        if parts is not None and parts.password is not None or parts is not None and parts.username is not None:
+        if (parts is not None and parts.password is not None) or (parts is not None and parts.username is not None):
             word = word.replace(parts.netloc.rsplit("@", 1)[0] + "@", "***@", 1)
         out.append(word)
     return " ".join(out)
