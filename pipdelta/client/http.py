@@ -184,7 +184,7 @@ def _read(
 
 
 def _backoff(attempt: int) -> float:
-    return 0.2 * 2**attempt
+    return 0.2 * 2.0**attempt
 
 
 def _headers(extra: Mapping[str, str] | None) -> dict[str, str]:
