@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,12 +13,17 @@ from urllib.parse import unquote, urlsplit
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from pipdelta.client.environment import Environment
+from pipdelta.client.environment import Environment, PipFailed
+from pipdelta.client.report import FAILED, INCOMPLETE, INSTALLED, Outcome, Report
 from pipdelta.errors import PipdeltaError
 
 
 class ReportError(PipdeltaError):
     """pip's installation report is not what its documented format promises."""
+
+
+class InstallIncomplete(PipdeltaError):
+    """pip's install run succeeded, yet the environment lacks versions pip had chosen (e.g. its index went away)."""
 
 
 @dataclass(frozen=True)
@@ -52,10 +57,21 @@ class Request:
         return [*args, *self.requirements]
 
 
+@dataclass(frozen=True)
+class PipRun:
+    """What pip's install run chose (from its report; none when it failed), and how it failed."""
+
+    chosen: list[Installed]
+    error: PipFailed | None
+
+
 def install(
     environment: Environment, request: Request, env: Mapping[str, str], *, dry_run: bool, quiet: bool
-) -> list[Installed]:
-    """Run ``pip install`` for ``request`` with ``env`` (the local index's URLs); what pip installed, in its order."""
+) -> PipRun:
+    """Run ``pip install`` for ``request`` with ``env`` (the local index's URLs); what pip chose, in its order.
+
+    A failed run is returned, not raised: what it changed is for :func:`confirm` to find out.
+    """
     with tempfile.TemporaryDirectory(prefix="pipdelta-install-") as tmp:
         report = Path(tmp) / "report.json"
         args = [
@@ -65,9 +81,12 @@ def install(
             *(["--dry-run"] if dry_run else []),
             *(["--quiet"] if quiet else []),
         ]
-        environment.pip([*args, *request.pip_args()], capture=quiet, env=env)
         try:
-            return parse_report(json.loads(report.read_text(encoding="utf-8")))
+            environment.pip([*args, *request.pip_args()], capture=quiet, env=env)
+        except PipFailed as exc:
+            return PipRun([], exc)
+        try:
+            return PipRun(parse_report(json.loads(report.read_text(encoding="utf-8"))), None)
         except (OSError, ValueError) as exc:
             raise ReportError(f"pip ran but wrote no readable installation report: {exc}") from None
 
@@ -88,3 +107,25 @@ def parse_report(document: Any) -> list[Installed]:
         except (KeyError, TypeError, ValueError) as exc:
             raise ReportError(f"pip's installation report has an item pipdelta cannot read ({exc!r})") from None
     return out
+
+
+def confirm(environment: Environment, outcomes: Sequence[Outcome], error: PipFailed | None) -> Report:
+    """Mark installed only the outcomes whose version the environment now has; the run's status follows.
+
+    Nothing is taken from pip's word: after a failure pip may have installed some packages and not
+    others, and after a success it may have found no index and left everything as it was.
+    """
+    try:
+        now = environment.installed()
+    except PipFailed as exc:
+        now, error = {}, error or exc
+    for outcome in outcomes:
+        here = now.get(canonicalize_name(outcome.name))
+        outcome.installed = here is not None and here.version == Version(outcome.new)
+    missing = [f"{o.name} {o.new}" for o in outcomes if not o.installed]
+    if error is not None:
+        return Report(list(outcomes), FAILED, error)
+    if missing:
+        count = f"pip installed {len(outcomes) - len(missing)} of the {len(outcomes)} packages it planned"
+        return Report(list(outcomes), INCOMPLETE, InstallIncomplete(f"{count}; not installed: {', '.join(missing)}"))
+    return Report(list(outcomes), INSTALLED)

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import replace
 
 from packaging.utils import NormalizedName
 
-from pipdelta.client import indexes
+from pipdelta.client import indexes, locks
 from pipdelta.client.config import Settings
 from pipdelta.client.environment import Environment
 from pipdelta.client.environment import Installed as Here
-from pipdelta.client.install import Installed, Request, install
-from pipdelta.client.report import Outcome
+from pipdelta.client.install import Installed, Request, confirm, install
+from pipdelta.client.report import DRY_RUN, NOTHING, Outcome, Report
 from pipdelta.proxy.local import LocalIndex, local_index
 from pipdelta.proxy.upstreams import Upstream, untoken
 
@@ -25,17 +26,27 @@ def run(
     dry_run: bool = False,
     quiet: bool = True,
     warn: Callable[[str], None] = print,
-) -> list[Outcome]:
-    """Do what ``pip install`` would for ``request``, its wheels served by the local index; one row per install."""
+) -> Report:
+    """Do what ``pip install`` would for ``request``, its wheels served by the local index; one row per install.
+
+    The environment stays locked for the pip run (a dry run changes nothing and takes no lock), so two
+    runs never interleave on it.
+    """
     configured = indexes.from_pip(environment)
     upstreams = [Upstream.parse(url) for url in configured.upstream]
-    before = environment.installed()
-    with local_index(upstreams, settings, environment, plan_only=dry_run) as local:
-        env = indexes.installer_environment(local.urls, configured.local)
-        done = install(environment, request, env, dry_run=dry_run, quiet=quiet)
-        for line in local.ledger.warnings:
-            warn(line)
-        return [_outcome(item, local, before, dry_run=dry_run) for item in done]
+    with nullcontext() if dry_run else locks.environment(environment, settings.cache_dir):
+        before = environment.installed()
+        with local_index(upstreams, settings, environment, plan_only=dry_run) as local:
+            env = indexes.installer_environment(local.urls, configured.local)
+            pip_run = install(environment, request, env, dry_run=dry_run, quiet=quiet)
+            for line in local.ledger.warnings:
+                warn(line)
+            outcomes = [_outcome(item, local, before, dry_run=dry_run) for item in pip_run.chosen]
+        if pip_run.error is None and not outcomes:
+            return Report([], NOTHING)
+        if dry_run and pip_run.error is None:
+            return Report(outcomes, DRY_RUN)
+        return confirm(environment, outcomes, pip_run.error)
 
 
 def _outcome(item: Installed, local: LocalIndex, before: Mapping[NormalizedName, Here], *, dry_run: bool) -> Outcome:

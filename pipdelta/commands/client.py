@@ -33,7 +33,7 @@ def _run(args: argparse.Namespace, requirements: list[str], files: list[Path], u
         if not path.is_file():
             raise UsageError(f"requirements file {path} does not exist")
     console = Console(stderr=True)
-    outcomes = pipeline.run(
+    result = pipeline.run(
         Environment.of(args.python),
         Request(tuple(requirements), tuple(files), upgrade, args.no_deps),
         settings,
@@ -41,13 +41,15 @@ def _run(args: argparse.Namespace, requirements: list[str], files: list[Path], u
         quiet=args.quiet or not console.is_terminal,
         warn=lambda line: console.print(f"[yellow]pipdelta: warning:[/] {line}", highlight=False, soft_wrap=True),
     )
-    if not outcomes:
+    if not result.outcomes:
         print("Nothing to do: pip would install nothing.")
     elif not args.quiet:
         title = "pipdelta plan (dry run: nothing downloaded or installed)" if args.dry_run else "pipdelta"
-        report.show(outcomes, Console(), title=title)
+        report.show(result, Console(), title=title)
     if args.json is not None:
-        report.write_json(args.json, outcomes, dry_run=args.dry_run)
+        report.write_json(args.json, result)
+    if result.error is not None:
+        raise result.error  # after the report: it says what pip installed and what it did not
     return 0
 
 
@@ -74,11 +76,11 @@ def _command(args: argparse.Namespace) -> int:
             status = subprocess.run(command, env=env, check=False).returncode
         except OSError as exc:
             raise UsageError(f"cannot run {command[0]}: {exc.strerror or exc}") from None
-        outcomes = local.outcomes()
-    if outcomes and not args.quiet:
-        report.show(outcomes, Console(stderr=True))
+        result = local.report(report.INSTALLED if status == 0 else report.FAILED)
+    if result.outcomes and not args.quiet:
+        report.show(result, Console(stderr=True))
     if args.json is not None:
-        report.write_json(args.json, outcomes, dry_run=False)
+        report.write_json(args.json, result)
     return status
 
 
@@ -107,11 +109,11 @@ def _proxy(args: argparse.Namespace) -> int:
         for name, value in indexes.installer_environment(local.urls, configured.local).items():
             print(f"export {name}='{value}'", flush=True)
         stop.wait()
-        outcomes = local.outcomes()
-    if outcomes:
-        report.show(outcomes, Console(stderr=True))
+        result = local.report(report.INSTALLED)
+    if result.outcomes:
+        report.show(result, Console(stderr=True))
     if args.json is not None:
-        report.write_json(args.json, outcomes, dry_run=False)
+        report.write_json(args.json, result)
     return 0
 
 

@@ -16,7 +16,7 @@ from pipdelta.client.config import Settings
 from pipdelta.client.deltaindex import DeltaIndex
 from pipdelta.client.environment import Environment
 from pipdelta.client.http import Http
-from pipdelta.client.report import Outcome
+from pipdelta.client.report import Report
 from pipdelta.errors import PipdeltaError
 from pipdelta.proxy.app import ProxyApp
 from pipdelta.proxy.finders import CachedWheels, InstalledFiles, OldVersions, PipCache
@@ -44,8 +44,15 @@ class LocalIndex:
         """The simple-index URL standing for each upstream, in the order the upstreams were given."""
         return [f"{self.base}/{n}/simple/" for n in range(len(self.upstreams))]
 
-    def outcomes(self) -> list[Outcome]:
-        return self.ledger.outcomes()
+    def report(self, status: str) -> Report:
+        """What this index served, for a command it ran (or served) that ended with ``status``.
+
+        Every row counts as installed: the installer had it; whether it kept it is the command's to say.
+        """
+        outcomes = self.ledger.outcomes()
+        for outcome in outcomes:
+            outcome.installed = True
+        return Report(outcomes, status)
 
 
 def finders(environment: Environment, cache: Cache) -> list[OldVersions]:
