@@ -180,7 +180,7 @@ def test_two_installer_runs_at_once_through_one_local_index(
             thread.start()
         for thread in threads:
             thread.join(120)
-        rows = {o.name: o for o in local.outcomes()}
+        rows = {o.name: o for o in local.ledger.outcomes()}
     assert results == [0, 0]
     installed(venv, wheels, "alpha", "1.1")
     installed(other / "bin/python", wheels, "alpha", "1.1")
