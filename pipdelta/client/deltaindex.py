@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -15,6 +16,7 @@ from packaging.utils import BuildTag, NormalizedName
 from packaging.version import Version
 
 from pipdelta.client.http import MAX_JSON, FetchError, Http
+from pipdelta.index.files import ROOT_FILE
 from pipdelta.index.model import (
     API_VERSION,
     MAX_CHAIN,
@@ -27,6 +29,8 @@ from pipdelta.index.model import (
     cheapest_path,
     check_api_version,
 )
+
+_LOOPBACK = ("localhost", "127.0.0.1", "[::1]")
 
 
 @dataclass(frozen=True)
@@ -81,8 +85,17 @@ class DeltaIndex:
     """A delta index at ``base``: ``pipdelta serve`` or any static copy of its folder."""
 
     def __init__(self, base: str, http: Http) -> None:
-        self.base = base.rstrip("/") + "/"
+        given = base.strip()
+        if "://" not in given:  # "mirror.example/deltas": the scheme is guessed, and the user told
+            host = given.split("/", 1)[0].rsplit(":", 1)[0]
+            given = ("http://" if host in _LOOPBACK else "https://") + given
+        self.base = http.authorize(given).rstrip("/") + "/"  # credentials go to the host, never into messages
         self.http = http
+        self.warnings: list[str] = []
+        if given != base.strip():
+            self.warnings.append(f"the delta index URL has no scheme (http:// or https://); tried {self.base}")
+        self._checked_path = False
+        self._lock = threading.Lock()
 
     def offers(
         self, starts: Mapping[NormalizedName, Start], goals: Mapping[NormalizedName, Goal]
@@ -123,6 +136,7 @@ class DeltaIndex:
             document = self.http.get(url, limit=MAX_JSON)
         except FetchError as exc:
             if exc.status == 404:
+                self._check_path(url)
                 return Offer(reason="the delta index has no deltas for this project")
             raise
         try:
@@ -136,6 +150,22 @@ class DeltaIndex:
         if path is None:
             return Offer(full_size=target.size, reason="no patch path is smaller than the wheel")
         return Offer(tuple(replace(d, url=urljoin(url, d.url)) for d in path), target.size)
+
+    def _check_path(self, missing: str) -> None:
+        """Once: when ``index.json`` is missing too, the URL's path is likely wrong; a warning says what was tried."""
+        with self._lock:
+            if self._checked_path:
+                return
+            self._checked_path = True
+        root = self.base + ROOT_FILE
+        try:
+            self.http.get(root, limit=MAX_JSON)
+        except FetchError as exc:
+            if exc.status == 404:
+                self.warnings.append(
+                    f"the delta index URL {self.base} looks wrong: {self.base}query, {missing} and {root} "
+                    "all answered 404 (give the folder that holds index.json)"
+                )
 
 
 def _offer(project: Any) -> Offer:
