@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -34,6 +35,10 @@ from venvs import isolated_env
 from wheelfactory import build_wheel
 
 from pipdelta.cli import main
+from pipdelta.client.config import load
+from pipdelta.client.environment import Environment
+from pipdelta.proxy.local import local_index
+from pipdelta.proxy.upstreams import Upstream
 from pipdelta.server.app import IndexApp
 from pipdelta.server.catalog import StaticCatalog
 from pipdelta.server.logs import JsonLog
@@ -248,3 +253,26 @@ def test_uv_installs_many_packages_at_once_through_the_local_index(
     assert sorted(p["name"] for p in report["packages"]) == names
     assert re.fullmatch(r"pkg\d{3}", report["packages"][0]["name"])
     assert shutil.which("uv") is not None or UV is not None
+
+
+def test_the_local_index_answers_a_hundred_connections_from_one_address_at_once(
+    deltas: str, runner: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Every client of the local index is 127.0.0.1: ``pipdelta serve``'s 64 per address would refuse uv."""
+    folder = tmp_path_factory.mktemp("one")
+    build_wheel(folder, "pkg", "1.0", {"pkg/__init__.py": b"N = 1\n"})
+    with (
+        serving(SimpleIndex(folder, json_pages=True)) as url,
+        local_index([Upstream.parse(url)], load(deltas), Environment(sys.executable)) as local,
+    ):
+        host, port = local.base.split("//", 1)[1].split("/", 1)[0].split(":")
+        path = local.urls[0].split(port, 1)[1] + "pkg/"
+        sockets = [socket.create_connection((host, int(port)), timeout=30) for _ in range(100)]
+        try:
+            for sock in sockets:
+                sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/html\r\n\r\n".encode())
+            answers = [sock.recv(12) for sock in sockets]
+        finally:
+            for sock in sockets:
+                sock.close()
+    assert answers == [b"HTTP/1.1 200"] * 100
