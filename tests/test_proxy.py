@@ -376,8 +376,8 @@ def test_pdm_through_pipdelta_run_gets_the_rebuilt_wheel(
         '[project]\nname = "demo"\nversion = "0"\nrequires-python = ">=3.8"\ndependencies = ["alpha==1.1"]\n'
         "[tool.pdm]\ndistribution = false\n"
     )
-    for key, value in {"VIRTUAL_ENV": str(venv.parent.parent), "PDM_CACHE_DIR": str(tmp_path / "pdmcache")}.items():
-        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("VIRTUAL_ENV", str(venv.parent.parent))  # the venv pdm installs into
+    monkeypatch.setenv("PDM_CACHE_DIR", str(tmp_path / "pdmcache"))
     monkeypatch.setenv("PDM_HOME", str(tmp_path / "pdmhome"))
     monkeypatch.setenv("PDM_CHECK_UPDATE", "false")
     upstream = SimpleIndex(wheels, json_pages=True, metadata=True)
@@ -389,4 +389,34 @@ def test_pdm_through_pipdelta_run_gets_the_rebuilt_wheel(
     installed(venv, wheels, "alpha", "1.1")
     rows = {p["name"]: p for p in json.loads(report.read_text())["packages"]}
     assert rows["alpha"]["method"] == "delta"
+    assert upstream.downloads == {}
+
+
+POETRY = shutil.which("poetry", path=str(Path(sys.executable).parent)) or shutil.which("poetry")
+
+
+def test_poetry_with_the_local_index_as_its_primary_source_gets_the_rebuilt_wheel(
+    wheels: Path, deltas: str, venv: Path, tmp_path: Path
+) -> None:
+    """poetry's one line of configuration: the local index as the project's primary source."""
+    if POETRY is None:
+        pytest.skip("poetry is not installed (pip install poetry)")
+    upstream = SimpleIndex(wheels, json_pages=True, metadata=True)
+    settings = load(deltas, prefer="bytes")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "demo"\nversion = "0"\nrequires-python = ">=3.8"\ndependencies = ["alpha==1.1"]\n'
+        "[tool.poetry]\npackage-mode = false\n"
+    )
+    env = {**isolated_env(), "VIRTUAL_ENV": str(venv.parent.parent), "POETRY_CACHE_DIR": str(tmp_path / "poetry")}
+    env["POETRY_CONFIG_DIR"] = str(tmp_path / "poetry-config")
+    with serving(upstream) as url, local_index([Upstream.parse(url)], settings, Environment(str(venv))) as local:
+        source = [POETRY, "source", "add", "--priority=primary", "pipdelta", local.urls[0]]
+        subprocess.run(source, cwd=project, env=env, check=True, capture_output=True)
+        done = subprocess.run([POETRY, "install"], cwd=project, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        rows = {o.name: o for o in local.ledger.outcomes()}
+    installed(venv, wheels, "alpha", "1.1")
+    assert rows["alpha"].method == "delta"
     assert upstream.downloads == {}
