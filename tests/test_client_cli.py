@@ -36,7 +36,10 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["upgrade"], "the following arguments are required: PKG"),
+        (["upgrade"], "give the packages to upgrade, or --all"),
+        (["upgrade", "--all", "rich"], "give the packages to upgrade, or --all (not both)"),
+        (["upgrade", "--all", "--policy", "pip", "--delta-index", "http://127.0.0.1:9"], "cannot be used with --policy pip"),
+        (["outdated"], "no delta index: pass --delta-index URL"),
         (["upgrade", "rich"], "no delta index: pass --delta-index URL"),
         (["install", "--delta-index", "http://127.0.0.1:9"], "nothing to install"),
         (["install", "-r", "missing.txt", "--delta-index", "http://127.0.0.1:9"], "missing.txt does not exist"),

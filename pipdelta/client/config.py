@@ -19,7 +19,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-KEYS = {"index-url": str, "cache-dir": str, "timeout": float, "retries": int, "jobs": int}
+KEYS = {"index-url": str, "cache-dir": str, "timeout": float, "retries": int, "jobs": int, "policy": str}
+# Whose versions ``pipdelta upgrade PKG`` installs: the newest pip finds, or the delta index server's targets.
+POLICIES = ("pip", "server")
 
 
 class ConfigError(PipdeltaError):
@@ -33,6 +35,7 @@ class Settings:
     timeout: float = 15.0
     retries: int = 2
     jobs: int = 4
+    policy: str = "pip"
 
 
 def config_file(environ: Mapping[str, str] = os.environ) -> Path:
@@ -46,12 +49,16 @@ def load(index_url: str | None = None, environ: Mapping[str, str] = os.environ) 
     values = _read(config_file(environ))
     url = index_url or environ.get("PIPDELTA_INDEX_URL") or values.get("index-url")
     cache = environ.get("PIPDELTA_CACHE_DIR") or values.get("cache-dir")
+    policy = environ.get("PIPDELTA_POLICY") or values.get("policy", Settings.policy)
+    if policy not in POLICIES:
+        raise ConfigError(f"policy must be {' or '.join(map(repr, POLICIES))}, not {policy!r}")
     return Settings(
         index_url=url or None,
         cache_dir=Path(cache).expanduser() if cache else default_dir(environ),
         timeout=values.get("timeout", Settings.timeout),
         retries=values.get("retries", Settings.retries),
         jobs=max(1, values.get("jobs", Settings.jobs)),
+        policy=policy,
     )
 
 

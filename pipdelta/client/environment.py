@@ -15,7 +15,7 @@ from packaging.version import InvalidVersion, Version
 
 from pipdelta.errors import PipdeltaError
 
-# Run in the target interpreter: every distribution with a RECORD, its version and its WHEEL's tags.
+# Run in the target interpreter: every distribution with a RECORD, its version, its WHEEL's tags, its requirements.
 _PROBE = """
 import json, sys
 from importlib import metadata
@@ -31,8 +31,9 @@ for dist in metadata.distributions():
         wheel = ""
     tags = [line.split(":", 1)[1].strip() for line in wheel.splitlines() if line.startswith("Tag:")]
     build = [line.split(":", 1)[1].strip() for line in wheel.splitlines() if line.startswith("Build:")]
-    out.append({"name": dist.metadata["Name"] or "", "version": dist.version, "tags": tags,
-                "build": build[0] if build else None})
+    meta = dist.metadata  # parsed once for all three fields
+    out.append({"name": meta["Name"] or "", "version": meta["Version"] or "", "tags": tags,
+                "build": build[0] if build else None, "requires": meta.get_all("Requires-Dist") or []})
 json.dump(out, sys.stdout)
 """
 
@@ -49,6 +50,7 @@ class Installed:
     version: Version
     tags: tuple[str, ...]
     build: str | None
+    requires: tuple[str, ...] = ()  # its Requires-Dist lines
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,7 @@ class Environment:
             except InvalidVersion:
                 continue  # pip cannot upgrade from a version it cannot parse either
             name = canonicalize_name(row["name"])
-            out[name] = Installed(name, version, tuple(row["tags"]), row["build"])
+            out[name] = Installed(name, version, tuple(row["tags"]), row["build"], tuple(row["requires"]))
         return out
 
 

@@ -78,11 +78,11 @@ def table(outcomes: Sequence[Outcome], *, title: str = "pipdelta") -> Table:
         grid.add_row(
             o.name,
             f"{o.old or '—'} → {o.new}",
-            _size(o.full_size),
-            _size(o.downloaded),
+            size_text(o.full_size),
+            size_text(o.downloaded),
             "—"
             if saved is None or o.full_size is None
-            else f"{_size(saved)} ({100 * saved / (o.full_size or 1):.0f}%)",
+            else f"{size_text(saved)} ({100 * saved / (o.full_size or 1):.0f}%)",
             how,
         )
     t = totals(outcomes)
@@ -91,9 +91,9 @@ def table(outcomes: Sequence[Outcome], *, title: str = "pipdelta") -> Table:
     grid.add_row(
         f"{t.packages} packages",
         f"{t.patched} patched, {t.full} full",
-        _size(t.full_size),
-        _size(t.downloaded),
-        f"{_size(t.saved)}{share}",
+        size_text(t.full_size),
+        size_text(t.downloaded),
+        f"{size_text(t.saved)}{share}",
         "",
     )
     return grid
@@ -113,13 +113,19 @@ def to_json(outcomes: Sequence[Outcome], *, dry_run: bool) -> dict[str, Any]:
 
 
 def write_json(path: Path, outcomes: Sequence[Outcome], *, dry_run: bool) -> None:
+    write_document(path, to_json(outcomes, dry_run=dry_run))
+
+
+def write_document(path: Path, document: Any) -> None:
+    """Write a JSON report for CI; a PipdeltaError when the file cannot be written."""
     try:
-        path.write_text(json.dumps(to_json(outcomes, dry_run=dry_run), indent=2) + "\n", encoding="utf-8")
+        path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     except OSError as exc:
         raise PipdeltaError(f"cannot write the report to {path}: {exc.strerror}") from None
 
 
-def _size(n: int | None) -> str:
+def size_text(n: int | None) -> str:
+    """``1.2 MB``, ``3.4 kB``, ``56 B``; ``—`` when unknown."""
     if n is None:
         return "—"
     for unit, scale in (("MB", 1 << 20), ("kB", 1 << 10)):

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipdelta.errors import UsageError
 
+if TYPE_CHECKING:
+    from pipdelta.client.config import Settings
 
-def _run(args: argparse.Namespace, requirements: list[str], files: list[Path], upgrade: bool) -> int:
-    from rich.console import Console
 
-    from pipdelta.client import config, pipeline, report
-    from pipdelta.client.environment import Environment
-    from pipdelta.client.plan import Request
+def _settings(args: argparse.Namespace) -> Settings:
+    from pipdelta.client import config
 
     settings = config.load(args.delta_index)
     if settings.index_url is None:
@@ -22,6 +21,17 @@ def _run(args: argparse.Namespace, requirements: list[str], files: list[Path], u
             "no delta index: pass --delta-index URL, set PIPDELTA_INDEX_URL, "
             f"or put index-url in {config.config_file()}"
         )
+    return settings
+
+
+def _run(args: argparse.Namespace, requirements: list[str], files: list[Path], upgrade: bool) -> int:
+    from rich.console import Console
+
+    from pipdelta.client import pipeline, report
+    from pipdelta.client.environment import Environment
+    from pipdelta.client.plan import Request
+
+    settings = _settings(args)
     for path in files:
         if not path.is_file():
             raise UsageError(f"requirements file {path} does not exist")
@@ -44,7 +54,45 @@ def _run(args: argparse.Namespace, requirements: list[str], files: list[Path], u
 
 
 def _upgrade(args: argparse.Namespace) -> int:
-    return _run(args, args.packages, [], True)
+    if bool(args.packages) == args.all:
+        raise UsageError("give the packages to upgrade, or --all (not both)")
+    policy = args.policy or ("server" if args.all else _settings(args).policy)
+    if policy == "pip":
+        if args.all:
+            raise UsageError("--all upgrades to the delta index's targets: it cannot be used with --policy pip")
+        return _run(args, args.packages, [], True)
+    return _upgrade_to_targets(args)
+
+
+def _upgrade_to_targets(args: argparse.Namespace) -> int:
+    """The server's targets, handed to the same run as ``pipdelta upgrade PKG...`` as ``name==version``."""
+    from pipdelta.client import outdated, targets
+    from pipdelta.client.environment import Environment
+
+    survey = targets.survey(Environment.of(args.python), _settings(args))
+    names = None if args.all else survey.select(args.packages)
+    for row in survey.left_alone(names):
+        print(f"left alone: {row.installed.name} {row.installed.version} ({outdated.verdict(row)})")
+    due = survey.due(names)
+    if not due:
+        print("Nothing to do: every project is at the delta index's target.")
+        return 0
+    return _run(args, survey.requirements(due), [], True)
+
+
+def _outdated(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from pipdelta.client import outdated, report, targets
+    from pipdelta.client.environment import Environment
+
+    settings = _settings(args)
+    assert settings.index_url is not None
+    survey = targets.survey(Environment.of(args.python), settings)
+    Console().print(outdated.table(survey, settings.index_url))
+    if args.json is not None:
+        report.write_document(args.json, outdated.to_json(survey, settings.index_url))
+    return 0
 
 
 def _install(args: argparse.Namespace) -> int:
@@ -83,9 +131,13 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(offline=args.offline, keep=args.keep)
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _where(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--delta-index", metavar="URL", help="delta index base URL (default: $PIPDELTA_INDEX_URL)")
     parser.add_argument("--python", metavar="PYTHON", help="act on this interpreter's environment")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    _where(parser)
     parser.add_argument("--no-deps", action="store_true", help="as pip's --no-deps: leave dependencies alone")
     parser.add_argument("--dry-run", action="store_true", help="show the plan; download and install nothing")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
@@ -95,9 +147,20 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def register(commands: Any) -> None:
     """Add the client's commands to the ``pipdelta`` parser."""
     upgrade = commands.add_parser("upgrade", help="upgrade packages, downloading patches instead of wheels")
-    upgrade.add_argument("packages", nargs="+", metavar="PKG", help="requirement specifiers, as for pip")
+    upgrade.add_argument("packages", nargs="*", metavar="PKG", help="requirement specifiers, as for pip")
+    upgrade.add_argument("--all", action="store_true", help="every project the delta index's policy says is due")
+    upgrade.add_argument(
+        "--policy",
+        choices=("pip", "server"),
+        help="whose versions: the newest pip finds, or the delta index server's targets (default: config, pip)",
+    )
     _common(upgrade)
     upgrade.set_defaults(handler=_upgrade)
+
+    outdated = commands.add_parser("outdated", help="what the delta index's policy says of each installed project")
+    _where(outdated)
+    outdated.add_argument("--json", type=Path, metavar="FILE", help="also write the answers as JSON")
+    outdated.set_defaults(handler=_outdated)
 
     install = commands.add_parser("install", help="pip install, downloading patches instead of wheels")
     install.add_argument("packages", nargs="*", metavar="PKG", help="requirement specifiers, as for pip")

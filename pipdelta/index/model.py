@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -59,8 +60,8 @@ class WheelEntry:
     size: int
     url: str | None = None  # on the primary index, when known
 
-    @property
-    def key(self) -> WheelKey:
+    @functools.cached_property
+    def key(self) -> WheelKey:  # parsed once: a query asks for it of every wheel and delta of a project
         return WheelKey.from_filename(self.filename)
 
     def to_json(self) -> dict[str, Any]:
