@@ -33,6 +33,9 @@ from pipdelta.index.model import (
 )
 from pipdelta.index.policy import Rule
 
+# What a static file server answers a POST with: no query here, read the files instead.
+NO_QUERY = (403, 404, 405, 501)
+
 
 @dataclass(frozen=True)
 class Start:
@@ -136,14 +139,12 @@ class DeltaIndex:
 
     def _post(self, body: Mapping[str, Any]) -> Mapping[str, Any] | None:
         """One query's ``projects``, or None when ``<base>/query`` is not there (a static index)."""
-        try:
-            status, answer = self.http.post_json(self.base + "query", body)
-        except FetchError as exc:
-            if exc.status is None:
-                raise  # unreachable (or cut off): the static files are on the same server
-            return None  # the query failed, but the static files may still be served
-        if status != 200 or not isinstance(answer, dict):
+        status, answer = self.http.post_json(self.base + "query", body)  # a FetchError when down or busy
+        if status in NO_QUERY:
             return None
+        if status != 200 or not isinstance(answer, dict):
+            error = answer.get("error") if isinstance(answer, dict) else None
+            raise FetchError(f"the delta index's query answered {status}: {error or 'not JSON'}", status)
         check_api_version(answer)
         projects = answer.get("projects")
         if not isinstance(projects, dict):

@@ -93,8 +93,11 @@ class Environment:
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise PipFailed(f"cannot run pip for {self.python}: {exc}") from None
         if result.returncode != 0:
-            last = [line for line in (result.stderr or "").splitlines() if line.strip()]
-            message = last[-1].strip() if last else f"exit status {result.returncode}"
+            lines = [line.strip() for line in (result.stderr or "").splitlines() if line.strip()]
+            # pip's first error says what is wrong ("Cannot install a==2 and b==1 because ..."); its last, often
+            # only where to read about it.
+            errors = [line for line in lines if line.startswith("ERROR:")]
+            message = (errors or lines or [f"exit status {result.returncode}"])[0 if errors else -1]
             raise PipFailed(f"pip {args[0] if args else ''} failed: {message}")
         return result.stdout or ""
 

@@ -12,10 +12,11 @@ from pipdelta.client.targets import Row, Survey
 ORDER = ("upgrade", "held", "refused", "up-to-date", "unknown")
 
 
+STATIC_NOTE = "A static delta index: no server policy applied; the targets are the latest versions it has."
+
+
 def title(survey: Survey, url: str) -> str:
-    if survey.server:
-        return f"Installed projects under the policy of {url}"
-    return f"Installed projects against the static index {url}: no server policy applied, latest versions shown"
+    return f"Installed projects under the policy of {url}" if survey.server else f"Installed projects vs {url}"
 
 
 def verdict(row: Row) -> str:

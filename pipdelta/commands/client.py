@@ -89,6 +89,8 @@ def _outdated(args: argparse.Namespace) -> int:
     settings = _settings(args)
     assert settings.index_url is not None
     survey = targets.survey(Environment.of(args.python), settings)
+    if not survey.server:
+        print(outdated.STATIC_NOTE)
     Console().print(outdated.table(survey, settings.index_url))
     if args.json is not None:
         report.write_document(args.json, outdated.to_json(survey, settings.index_url))
