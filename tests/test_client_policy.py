@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import module_text
-from test_client_e2e import MirrorHandler, assert_installed, installed_version, pip_env
+from test_client_e2e import MirrorHandler, assert_installed, installed_version, machine_copy, pip_env
 from wheelfactory import build_wheel
 
 from pipdelta.cli import main
@@ -106,22 +105,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
 def machine(fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh copy of the fleet's environment (every project at 1.0), pip and pipdelta isolated."""
     fleet.simple.server.wheel_requests = 0  # type: ignore[attr-defined]
-    target = tmp_path / "venv"
-    shutil.copytree(fleet.template, target, symlinks=True)
-    for key in list(os.environ):
-        if key.startswith(("PIP_", "PIPDELTA_")):
-            monkeypatch.delenv(key)
-    for key, value in pip_env(
-        {
-            "PIP_INDEX_URL": f"{fleet.simple.url}/simple",
-            "PIP_NO_CACHE_DIR": "1",
-            "PIPDELTA_CACHE_DIR": str(tmp_path / "pdcache"),
-            "PIPDELTA_CONFIG": str(tmp_path / "config.toml"),
-        }
-    ).items():
-        monkeypatch.setenv(key, value)
+    python = machine_copy(fleet.template, fleet.simple.url, tmp_path, monkeypatch)
     monkeypatch.setenv("COLUMNS", "160")  # the table's rows unwrapped
-    return target / "bin" / "python"
+    return python
 
 
 def outdated(python: Path, url: str) -> dict[str, dict[str, object]]:
@@ -174,7 +160,7 @@ def test_upgrade_all_installs_exactly_the_policys_targets_with_patches(
 
 
 def test_upgrade_named_projects_to_the_servers_targets(fleet: Fleet, machine: Path) -> None:
-    Path(os.environ["PIPDELTA_CONFIG"]).write_text('policy = "server"\n')
+    Path(os.environ["PIPDELTA_CONFIG"]).write_text('policy = "server"\n')  # instead of --policy server
     with fleet.server(POLICY) as (url, _):
         assert main(["upgrade", "alpha", "beta", "--delta-index", url, "--python", str(machine), "-q"]) == 0
     assert versions(machine) == {**INSTALLED, "alpha": "1.1"}  # not 1.2, as plain pip would; beta held
