@@ -20,6 +20,7 @@ from pipdelta.client import batches
 from pipdelta.client.deltaindex import DeltaIndex, Start
 from pipdelta.client.environment import Environment
 from pipdelta.client.http import FetchError, Http
+from pipdelta.demo.mirror import QuietHandler, Served
 from pipdelta.index.model import DeltaEntry, ProjectIndex, WheelEntry
 from pipdelta.index.policy import Policy
 from pipdelta.index.query import MAX_BODY, MAX_INSTALLED, MAX_QUERY_TAGS
@@ -173,3 +174,20 @@ def test_a_server_that_stays_busy_is_an_error_after_bounded_tries(tmp_path: Path
     with serve(tmp_path, gate=gate) as (url, _), pytest.raises(FetchError, match="answered 503"):
         DeltaIndex(url, Http(retries=1)).answers([start], {})
     assert gate.refused == 2
+
+
+class Guarded(QuietHandler):
+    """A proxy in front of the index that forbids the query."""
+
+    def do_POST(self) -> None:
+        self.send_error(403)
+
+
+def test_a_forbidden_query_is_an_error_not_a_static_index(tmp_path: Path) -> None:
+    """Only "no such endpoint" answers (404, 405, 501) mean a static index: the policy is never replaced silently."""
+    start = Start(canonicalize_name("rich"), Version("1.0"), ("py3-none-any",))
+    with Served(tmp_path, Guarded) as guarded, pytest.raises(FetchError, match="answered 403"):
+        DeltaIndex(guarded.url, Http()).survey([start])
+    with Served(tmp_path, QuietHandler) as static:  # http.server answers a POST with 501
+        answers, server = DeltaIndex(static.url, Http()).survey([start])
+    assert not server and answers["rich"].status == "unknown"

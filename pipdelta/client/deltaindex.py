@@ -33,8 +33,9 @@ from pipdelta.index.model import (
 )
 from pipdelta.index.policy import Rule
 
-# What a static file server answers a POST with: no query here, read the files instead.
-NO_QUERY = (403, 404, 405, 501)
+# What a static file server answers a POST with: no query here, read the files instead. Anything else (a 403
+# from a proxy, a busy server's 503) is an error: the server's policy is never silently replaced by "latest".
+NO_QUERY = (404, 405, 501)
 
 
 @dataclass(frozen=True)

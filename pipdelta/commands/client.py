@@ -72,6 +72,8 @@ def _upgrade_to_targets(args: argparse.Namespace) -> int:
     from pipdelta.client.environment import Environment
 
     survey = targets.survey(Environment.of(args.python), _settings(args))
+    if not survey.server:
+        print(outdated.STATIC_NOTE)
     names = None if args.all else survey.select(args.packages)
     for row in survey.left_alone(names):
         print(f"left alone: {row.installed.name} {row.installed.version} ({outdated.verdict(row)})")
