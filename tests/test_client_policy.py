@@ -21,7 +21,7 @@ from pipdelta.cli import main
 from pipdelta.client.wheelhouse import write_simple_index
 from pipdelta.demo.mirror import QuietHandler, Served
 from pipdelta.index.builder import build_index
-from pipdelta.index.policy import Policy
+from pipdelta.index.policy import Policy, PolicyFile
 from pipdelta.server.app import IndexApp
 from pipdelta.server.catalog import StaticCatalog
 from pipdelta.server.logs import JsonLog
@@ -63,9 +63,11 @@ class Fleet:
     template: Path
 
     @contextmanager
-    def server(self, policy: str) -> Iterator[tuple[str, Stats]]:
+    def server(self, policy: str | Path) -> Iterator[tuple[str, Stats]]:
+        """``pipdelta serve`` with the policy in ``policy`` (a ``--targets`` file when a Path)."""
         stats = Stats()
-        app = IndexApp(StaticCatalog(self.index), Policy.parse(policy), stats=stats, log=JsonLog(io.StringIO()))
+        rules = PolicyFile(policy) if isinstance(policy, Path) else Policy.parse(policy)
+        app = IndexApp(StaticCatalog(self.index), rules, stats=stats, log=JsonLog(io.StringIO()))
         with running(app) as url:
             yield url, stats
 
@@ -180,26 +182,24 @@ def test_a_static_index_answers_with_the_latest_versions(
 
 
 def test_a_policy_change_is_followed_and_a_broken_dependency_installs_nothing(
-    fleet: Fleet, machine: Path, capsys: pytest.CaptureFixture[str]
+    fleet: Fleet, machine: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def upgrade_all(policy: str) -> int:
-        with fleet.server(policy) as (url, _):
+    targets = tmp_path / "targets.toml"
+    targets.write_text(POLICY)
+    with fleet.server(targets) as (url, _):
+
+        def upgrade_all(policy: str) -> int:
+            targets.write_text(policy)  # edited while the server runs: read again at the next query
             return main(["upgrade", "--all", "--delta-index", url, "--python", str(machine), "-q"])
 
-    assert upgrade_all(POLICY) == 0
-    after_first = {"alpha": "1.1", "beta": "1.0", "gamma": "1.1", "omega": "1.1", "zeta": "1.0"}
-    assert versions(machine) == after_first
-    # alpha may now go to 1.2, but held beta 1.0 needs alpha < 1.2: pip refuses, nothing is installed.
-    assert upgrade_all(POLICY.replace('max = "1.1.*"', 'max = "1.2"').replace('pin = "1.1"', 'pin = "1.2"')) == 1
-    assert "conflicting dependencies" in capsys.readouterr().err
-    assert versions(machine) == after_first
-    # The hold is lifted: beta 1.1 comes with alpha 1.2, and the pin takes gamma back to 1.0.
-    assert (
-        upgrade_all(
-            POLICY.replace("hold = true", 'max = "1.1"')
-            .replace('pin = "1.1"', 'pin = "1.0"')
-            .replace('max = "1.1.*"', 'max = "1.2"')
-        )
-        == 0
-    )
+        assert upgrade_all(POLICY) == 0
+        after_first = {"alpha": "1.1", "beta": "1.0", "gamma": "1.1", "omega": "1.1", "zeta": "1.0"}
+        assert versions(machine) == after_first
+        # alpha may now go to 1.2, but held beta 1.0 needs alpha < 1.2: pip refuses, nothing is installed.
+        assert upgrade_all(POLICY.replace('"1.1.*"', '"1.2"').replace('pin = "1.1"', 'pin = "1.2"')) == 1
+        assert "conflicting dependencies" in capsys.readouterr().err
+        assert versions(machine) == after_first
+        # The hold is lifted: beta 1.1 comes with alpha 1.2, and the pin takes gamma back to 1.0.
+        lifted = POLICY.replace("hold = true", 'max = "1.1"').replace('pin = "1.1"', 'pin = "1.0"')
+        assert upgrade_all(lifted.replace('"1.1.*"', '"1.2"')) == 0
     assert versions(machine) == {"alpha": "1.2", "beta": "1.1", "gamma": "1.0", "omega": "1.1", "zeta": "1.0"}
