@@ -45,9 +45,9 @@ def test_targets_come_with_their_neighbours_and_the_held_pinned() -> None:
 @pytest.mark.parametrize(
     ("packages", "message"),
     [
-        (["lib>=2"], "give project names only"),
-        (["lib[extra]"], "give project names only"),
-        (["not a name"], "give project names only"),
+        (["lib>=2"], "give project names only, or --policy pip"),
+        (["lib[extra]"], "give project names only, or --policy pip"),
+        (["not a name"], "give project names only, or --policy pip"),
         (["absent"], "absent is not installed"),
     ],
 )

@@ -48,7 +48,9 @@ class Survey:
             except InvalidRequirement:
                 requirement = None
             if requirement is None or str(requirement) != requirement.name:
-                raise UsageError(f"{text!r}: with --policy server give project names only (the index sets versions)")
+                raise UsageError(
+                    f"{text!r}: the server's policy sets versions; give project names only, or --policy pip"
+                )
             name = canonicalize_name(requirement.name)
             if name not in self.rows:
                 raise UsageError(f"{text} is not installed: --policy server upgrades installed projects only")
