@@ -26,7 +26,7 @@ from pipdelta.index.policy import Policy
 from pipdelta.index.query import MAX_BODY, MAX_INSTALLED, MAX_QUERY_TAGS
 from pipdelta.server.app import IndexApp
 from pipdelta.server.catalog import StaticCatalog
-from pipdelta.server.gate import Busy, Gate
+from pipdelta.server.gate import Full, Gate
 from pipdelta.server.logs import JsonLog
 from pipdelta.server.run import running
 from pipdelta.server.stats import Stats
@@ -152,7 +152,7 @@ class BusyFor(Gate):
     def enter(self, client: str) -> Iterator[None]:
         if self.refused < self.times:
             self.refused += 1
-            raise Busy("the server is busy with other queries")
+            raise Full("the server is busy with other queries")
         with super().enter(client):
             yield
 

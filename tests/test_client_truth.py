@@ -15,9 +15,11 @@ from test_client_e2e import World, installed_version
 from pipdelta.apply.installed import InstalledDistribution
 from pipdelta.cli import main
 from pipdelta.client import locks, pipeline
+from pipdelta.client.cache import Cache
 from pipdelta.client.environment import Environment
 from pipdelta.client.plan import Planned, Request, plan
 from pipdelta.demo.mirror import QuietHandler, Served
+from pipdelta.locking import Busy
 
 world, venv = test_client_e2e.world, test_client_e2e.venv  # the same fixtures: a mirror, a delta index, a venv
 
@@ -59,6 +61,19 @@ def test_a_run_that_cannot_get_the_lock_says_why_and_changes_nothing(
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and f"(pid {os.getpid()}) is using the environment {venv.parent.parent}" in lines[0]
     assert dist_infos(venv) == ["alpha-1.0.dist-info", "beta-1.0.dist-info"]
+
+
+def test_cache_writes_take_turns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write to the cache while another run writes to it waits, then says why it cannot proceed."""
+    monkeypatch.setattr(locks, "CACHE_WAIT", 0.2)
+    cache = Cache(tmp_path)
+    assert cache.add("x-1.0-py3-none-any.whl", b"one", "ab" * 32).read_bytes() == b"one"
+    with locks.cache(tmp_path):
+        with pytest.raises(Busy, match=f"is using the pipdelta cache {tmp_path}"):
+            cache.add("x-1.1-py3-none-any.whl", b"two", "cd" * 32)
+        with pytest.raises(Busy):
+            cache.prune(0)
+    assert [wheel.path.name for wheel in cache.prune(0)] == ["x-1.0-py3-none-any.whl"]
 
 
 def mirror_dying_after_planning(world: World, monkeypatch: pytest.MonkeyPatch, *also: Served) -> None:

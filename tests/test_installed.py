@@ -221,3 +221,22 @@ def test_a_record_that_is_not_a_regular_file_is_refused(tmp_path: Path) -> None:
     record.unlink()
     record.symlink_to("/dev/zero")
     refused_quickly(distribution.check_files, "outside its environment")
+
+
+def test_a_source_larger_than_the_patch_declares_is_refused_before_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A patch declaring a 1-byte source that is a larger installed file: refused from RECORD, never opened."""
+    distribution = fake_install(tmp_path)
+    distribution.check_files()
+    opened: list[str] = []
+    real_open = os.open
+
+    def spy(path: str, flags: int, mode: int = 0o777) -> int:
+        opened.append(str(path))
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(os, "open", spy)
+    refused_quickly(lambda: distribution.read_verified("demo/core.py", most=1), "larger than the file")
+    assert not [path for path in opened if path.endswith("core.py")]
+    assert distribution.read_verified("demo/core.py", most=len(CORE)) == CORE

@@ -115,13 +115,19 @@ class InstalledDistribution:
                 return self.dist_info.parent / path
         return self.scheme["headers"].joinpath(*rest)
 
-    def read_verified(self, member: str) -> bytes:
-        """The installed file of ``member``, refused unless its size and sha256 are the ones in RECORD."""
+    def read_verified(self, member: str, most: int | None = None) -> bytes:
+        """The installed file of ``member``, refused unless its size and sha256 are the ones in RECORD.
+
+        With ``most``, a file RECORD says is larger is refused before anything is opened: a patch's budget
+        covers the sizes it declares, not whatever else an environment holds.
+        """
         path = self.path_of(member)
         key = os.path.normpath(os.path.relpath(path, self.dist_info.parent))
         row = self._record.get(key)
         if row is None or not row.hash:
             raise SourceMismatch(f"{member} is not hashed in the RECORD of installed {self.name}")
+        if most is not None and (row.size is None or row.size > most):
+            raise SourceMismatch(f"installed {key} is larger than the file the patch was made from")
         return self._verified(key, row, self._inside(key))
 
     def check_files(self) -> None:

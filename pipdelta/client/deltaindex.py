@@ -178,8 +178,8 @@ class DeltaIndex:
             raise
         try:
             return url, ProjectIndex.from_json(json.loads(document))
-        except ValueError as exc:
-            raise IndexFormatError(f"{url} is not a valid delta file: {exc}") from None
+        except (ValueError, RecursionError) as exc:
+            raise IndexFormatError(f"{url} is not a valid delta file: {str(exc) or type(exc).__name__}") from None
 
     def _static(self, start: Start, goal: Goal) -> Offer:
         url, project = self._project(start.name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import dataclasses
 import importlib
 import logging
 import re
@@ -108,9 +109,10 @@ def _build(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from pipdelta.index.policy import Policy, PolicyFile
-    from pipdelta.server.app import IndexApp
+    from pipdelta.server import run
+    from pipdelta.server.app import WORK, WORK_PER_CLIENT, IndexApp
     from pipdelta.server.catalog import Catalog, StaticCatalog
-    from pipdelta.server.run import serve
+    from pipdelta.server.gate import Gate
     from pipdelta.server.stats import Stats
 
     _warnings_to_stderr()
@@ -130,7 +132,14 @@ def _serve(args: argparse.Namespace) -> int:
             raise PipdeltaError("give the INDEX_DIR that `pipdelta index build` made (or --upstream and --cache)")
         catalog = StaticCatalog(args.index_dir)
     try:
-        serve(IndexApp(catalog, policy, base_url=args.base_url, stats=stats), args.host, args.port, args.threads)
+        gate = Gate(args.max_queries or WORK, args.client_queries or WORK_PER_CLIENT)
+        connections = dataclasses.replace(
+            run.DEFAULT_LIMITS,
+            per_client=args.client_connections or run.DEFAULT_LIMITS.per_client,
+            timeout=args.timeout or run.DEFAULT_LIMITS.timeout,
+        )
+        app = IndexApp(catalog, policy, base_url=args.base_url, stats=stats, gate=gate)
+        run.serve(app, args.host, args.port, args.threads, connections)
     finally:
         catalog.close()
     return 0
@@ -165,6 +174,15 @@ def register(commands: Any) -> None:
     )
     serve.add_argument("--base-url", metavar="URL", help="public URL of the index, when behind a proxy")
     serve.add_argument("--threads", type=int, default=8, help="requests served at once")
+    serve.add_argument("--max-queries", type=int, metavar="N", help="queries at once (default 6)")
+    serve.add_argument("--client-queries", type=int, metavar="N", help="queries at once per client address (default 4)")
+    serve.add_argument(
+        "--client-connections",
+        type=int,
+        metavar="N",
+        help="connections per client address (default 64; raise it behind a reverse proxy, whose address all share)",
+    )
+    serve.add_argument("--timeout", type=float, metavar="S", help="seconds a request may take to arrive (default 15)")
     serve.add_argument("--upstream", metavar="SIMPLE_INDEX_URL", help="make missing deltas from this index's wheels")
     serve.add_argument("--cache", type=Path, metavar="DIR", help="where on-demand wheels and deltas are kept")
     serve.add_argument(
