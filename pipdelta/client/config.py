@@ -19,7 +19,17 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-KEYS = {"index-url": str, "cache-dir": str, "timeout": float, "retries": int, "jobs": int, "policy": str}
+KEYS = {
+    "index-url": str,
+    "cache-dir": str,
+    "timeout": float,
+    "retries": int,
+    "jobs": int,
+    "prefer": str,
+    "deadline": float,
+    "policy": str,
+}
+PREFER = ("time", "bytes")
 # Whose versions ``pipdelta upgrade PKG`` installs: the newest pip finds, or the delta index server's targets.
 POLICIES = ("pip", "server")
 
@@ -35,6 +45,8 @@ class Settings:
     timeout: float = 15.0
     retries: int = 2
     jobs: int = 4
+    prefer: str = "time"  # "bytes": always the smallest path, for metered links
+    deadline: float | None = None  # seconds a wheel request waits for its rebuild (default: as long as HTTP may take)
     policy: str = "pip"
 
 
@@ -44,20 +56,28 @@ def config_file(environ: Mapping[str, str] = os.environ) -> Path:
     return Path(override) if override else Path(platformdirs.user_config_dir("pipdelta")) / "config.toml"
 
 
-def load(index_url: str | None = None, environ: Mapping[str, str] = os.environ) -> Settings:
-    """The settings in force; ``index_url`` (from ``--delta-index``) wins over everything else."""
-    values = _read(config_file(environ))
+def load(
+    index_url: str | None = None, environ: Mapping[str, str] = os.environ, *, prefer: str | None = None
+) -> Settings:
+    """The settings in force; ``index_url`` (``--delta-index``) and ``prefer`` win over everything else."""
+    path = config_file(environ)
+    values = _read(path)
+    chosen = prefer or values.get("prefer", Settings.prefer)
+    if chosen not in PREFER:
+        raise ConfigError(f"{path}: 'prefer' must be one of {', '.join(PREFER)}")
     url = index_url or environ.get("PIPDELTA_INDEX_URL") or values.get("index-url")
     cache = environ.get("PIPDELTA_CACHE_DIR") or values.get("cache-dir")
     policy = environ.get("PIPDELTA_POLICY") or values.get("policy", Settings.policy)
     if policy not in POLICIES:
-        raise ConfigError(f"policy must be {' or '.join(map(repr, POLICIES))}, not {policy!r}")
+        raise ConfigError(f"'policy' must be one of {', '.join(POLICIES)} (PIPDELTA_POLICY or {path}), not {policy!r}")
     return Settings(
         index_url=url or None,
         cache_dir=Path(cache).expanduser() if cache else default_dir(environ),
         timeout=values.get("timeout", Settings.timeout),
         retries=values.get("retries", Settings.retries),
         jobs=max(1, values.get("jobs", Settings.jobs)),
+        prefer=chosen,
+        deadline=values.get("deadline"),
         policy=policy,
     )
 
