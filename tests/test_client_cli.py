@@ -55,6 +55,12 @@ def test_bad_arguments_exit_2_with_one_line(capsys: pytest.CaptureFixture[str], 
     assert "Traceback" not in err
 
 
+def test_outdated_with_the_index_down_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "outdated", "--delta-index", "http://127.0.0.1:9")
+    assert code == 1 and err.startswith("pipdelta: error: cannot download http://127.0.0.1:9/query")
+    assert err.count("\n") == 1
+
+
 def test_a_missing_interpreter_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "upgrade", "rich", "--delta-index", "http://127.0.0.1:9", "--python", "/no/python")
     assert code == 1 and err.startswith("pipdelta: error: cannot run /no/python") and err.count("\n") == 1
