@@ -66,12 +66,19 @@ def test_a_missing_interpreter_is_one_line(capsys: pytest.CaptureFixture[str]) -
     assert code == 1 and err.startswith("pipdelta: error: cannot run /no/python") and err.count("\n") == 1
 
 
-def test_pips_own_refusal_is_one_line(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pips_own_errors_reach_the_user_whole_then_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     code, _, err = run(capsys, "upgrade", "no-such-project-anywhere", "--delta-index", "http://127.0.0.1:9")
+    lines = err.strip().splitlines()
     assert code == 1
-    assert err.startswith("pipdelta: error: pip install failed:") and "no-such-project-anywhere" in err
-    assert err.count("\n") == 1
+    # pip's own lines, every one of them, as pip wrote them; then pipdelta's one line.
+    assert lines[:-1] == [
+        "ERROR: Could not find a version that satisfies the requirement no-such-project-anywhere (from versions: none)",
+        "ERROR: No matching distribution found for no-such-project-anywhere",
+    ]
+    assert lines[-1] == f"pipdelta: error: pip install failed: {lines[0]}"  # pip's first ERROR: says what is wrong
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -36,6 +37,8 @@ from pipdelta.index.policy import Rule
 # What a static file server answers a POST with: no query here, read the files instead. Anything else (a 403
 # from a proxy, a busy server's 503) is an error: the server's policy is never silently replaced by "latest".
 NO_QUERY = (404, 405, 501)
+
+_LOOPBACK = ("localhost", "127.0.0.1", "[::1]")
 
 
 @dataclass(frozen=True)
@@ -90,8 +93,17 @@ class DeltaIndex:
     """A delta index at ``base``: ``pipdelta serve`` or any static copy of its folder."""
 
     def __init__(self, base: str, http: Http) -> None:
-        self.base = base.rstrip("/") + "/"
+        given = base.strip()
+        if "://" not in given:  # "mirror.example/deltas": the scheme is guessed, and the user told
+            host = given.split("/", 1)[0].rsplit(":", 1)[0]
+            given = ("http://" if host in _LOOPBACK else "https://") + given
+        self.base = http.authorize(given).rstrip("/") + "/"  # credentials go to the host, never into messages
         self.http = http
+        self.warnings: list[str] = []
+        if given != base.strip():
+            self.warnings.append(f"the delta index URL has no scheme (http:// or https://); tried {self.base}")
+        self._checked_path = False
+        self._lock = threading.Lock()
 
     def offers(
         self, starts: Mapping[NormalizedName, Start], goals: Mapping[NormalizedName, Goal]
@@ -174,6 +186,7 @@ class DeltaIndex:
             document = self.http.get(url, limit=MAX_JSON)
         except FetchError as exc:
             if exc.status == 404:
+                self._check_path(url)
                 return url, None
             raise
         try:
@@ -192,6 +205,22 @@ class DeltaIndex:
         if path is None:
             return Offer(full_size=target.size, reason="no patch path is smaller than the wheel")
         return Offer(tuple(replace(d, url=urljoin(url, d.url)) for d in path), target.size)
+
+    def _check_path(self, missing: str) -> None:
+        """Once: when ``index.json`` is missing too, the URL's path is likely wrong; a warning says what was tried."""
+        with self._lock:
+            if self._checked_path:
+                return
+            self._checked_path = True
+        root = self.base + files.ROOT_FILE
+        try:
+            self.http.get(root, limit=MAX_JSON)
+        except FetchError as exc:
+            if exc.status == 404:
+                self.warnings.append(
+                    f"the delta index URL {self.base} looks wrong: {self.base}query, {missing} and {root} "
+                    "all answered 404 (give the folder that holds index.json)"
+                )
 
 
 @dataclass(frozen=True)

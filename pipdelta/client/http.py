@@ -7,6 +7,7 @@ import json
 import random
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -52,6 +53,36 @@ class Http:
         self._direct = urllib3.PoolManager(maxsize=16, headers={"User-Agent": USER_AGENT})
         self._proxied: dict[str, urllib3.ProxyManager] = {}
         self._lock = threading.Lock()
+        self._credentials: dict[str, dict[str, str]] = {}  # basic auth by origin (scheme://host:port)
+
+    def authorize(self, url: str) -> str:
+        """``url`` without its credentials, which are sent (HTTP basic) to its origin alone from now on.
+
+        The URL returned is the only spelling that reaches messages and reports.
+        """
+        parts = urllib.parse.urlsplit(url)
+        if parts.username is None:
+            return url
+        origin = _origin(parts)
+        secret = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        self._credentials[origin] = urllib3.make_headers(basic_auth=secret)
+        return urllib.parse.urlunsplit((parts.scheme, origin.split("://", 1)[1], parts.path, parts.query, ""))
+
+    def _headers(self, url: str, extra: Mapping[str, str] | None) -> dict[str, str]:
+        origin = _origin(urllib.parse.urlsplit(url))
+        return {"User-Agent": USER_AGENT, **self._credentials.get(origin, {}), **(extra or {})}
+
+    def _stream(self, url: str, headers: Mapping[str, str] | None) -> urllib3.BaseHTTPResponse:
+        """A ``GET`` whose body is not read yet (redirects followed)."""
+        response: urllib3.BaseHTTPResponse = self._pool(url).request(
+            "GET",
+            url,
+            headers=self._headers(url, headers),
+            timeout=self.timeout,
+            retries=_REDIRECTS,
+            preload_content=False,
+        )
+        return response
 
     def _pool(self, url: str) -> urllib3.PoolManager:
         parsed = urllib3.util.parse_url(url)
@@ -84,9 +115,7 @@ class Http:
         """A streaming ``GET`` answered 200 or 206 (the caller reads and releases it); retried like :meth:`get`."""
 
         def once() -> urllib3.BaseHTTPResponse:
-            response = self._pool(url).request(
-                "GET", url, headers=_headers(headers), timeout=self.timeout, retries=_REDIRECTS, preload_content=False
-            )
+            response = self._stream(url, headers)
             if response.status not in (200, 206):
                 response.release_conn()
                 raise FetchError(f"{url} answered {response.status}", response.status, transient=response.status >= 500)
@@ -104,7 +133,9 @@ class Http:
                 "POST",
                 url,
                 body=body,
-                headers={"Content-Type": "application/json", "Accept": "application/vnd.pipdelta.v1+json"},
+                headers=self._headers(
+                    url, {"Content-Type": "application/json", "Accept": "application/vnd.pipdelta.v1+json"}
+                ),
                 timeout=self.timeout,
                 retries=False,
                 preload_content=False,
@@ -158,9 +189,7 @@ class Http:
         progress: Callable[[int], None] | None,
         headers: Mapping[str, str] | None,
     ) -> bytes:
-        response = self._pool(url).request(
-            "GET", url, headers=_headers(headers), timeout=self.timeout, retries=_REDIRECTS, preload_content=False
-        )
+        response = self._stream(url, headers)
         try:
             if response.status != 200:
                 raise FetchError(f"{url} answered {response.status}", response.status, transient=response.status >= 500)
@@ -201,12 +230,13 @@ def _retry_after(header: str | None) -> float:
     return min(float(text), MAX_RETRY_AFTER) if text.isdigit() else 0.0
 
 
+def _origin(parts: urllib.parse.SplitResult) -> str:
+    """``scheme://host[:port]``, without credentials."""
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
+
+
 def _backoff(attempt: int) -> float:
     return 0.2 * 2.0**attempt
-
-
-def _headers(extra: Mapping[str, str] | None) -> dict[str, str]:
-    return {"User-Agent": USER_AGENT, **(extra or {})}
 
 
 def _reason(exc: Exception) -> str:

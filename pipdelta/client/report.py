@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from pipdelta import __version__
 from pipdelta.errors import PipdeltaError
 
 DELTA, CHAIN, FULL = "delta", "chain", "full"
@@ -52,6 +54,9 @@ class Report:
     outcomes: list[Outcome]
     status: str
     error: PipdeltaError | None = None
+    warnings: list[str] = field(default_factory=list)
+    delta_index: str | None = None  # its base URL, never with credentials
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: pip's run, the whole command
 
 
 @dataclass(frozen=True)
@@ -124,11 +129,15 @@ def show(report: Report, console: Console, *, title: str = "pipdelta") -> None:
 def to_json(report: Report) -> dict[str, Any]:
     t = totals(report.outcomes)
     return {
+        "pipdelta": __version__,
+        "delta_index": report.delta_index,
         "status": report.status,
         "error": None if report.error is None else str(report.error),
         "dry_run": report.status == DRY_RUN,
         "packages": [{**asdict(o), "saved": o.saved} for o in report.outcomes],
         "totals": {**asdict(t), "saved": t.saved},
+        "timings": report.timings,
+        "warnings": report.warnings,
     }
 
 
@@ -137,18 +146,23 @@ def write_json(path: Path, report: Report) -> None:
 
 
 def write_document(path: Path, document: Any) -> None:
-    """Write a JSON report for CI; a PipdeltaError when the file cannot be written."""
+    """Write a JSON report for CI into ``path``; ``-`` is standard output. A PipdeltaError when it cannot."""
+    text = json.dumps(document, indent=2) + "\n"
+    if str(path) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
     try:
-        path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise PipdeltaError(f"cannot write the report to {path}: {exc.strerror}") from None
 
 
 def size_text(n: int | None) -> str:
-    """``1.2 MB``, ``3.4 kB``, ``56 B``; ``—`` when unknown."""
+    """``n`` bytes in SI units, as they are named: 1 kB is 1,000 bytes, 1 MB 1,000,000; ``—`` when unknown."""
     if n is None:
         return "—"
-    for unit, scale in (("MB", 1 << 20), ("kB", 1 << 10)):
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
         if abs(n) >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{n} B"
