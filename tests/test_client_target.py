@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -34,6 +35,10 @@ from venvs import isolated_env
 from wheelfactory import build_wheel
 
 from pipdelta.cli import main
+from pipdelta.client.config import load
+from pipdelta.client.environment import Environment
+from pipdelta.proxy.local import local_index
+from pipdelta.proxy.upstreams import Upstream
 from pipdelta.server.app import IndexApp
 from pipdelta.server.catalog import StaticCatalog
 from pipdelta.server.logs import JsonLog
@@ -153,6 +158,59 @@ def test_pips_options_pass_through_and_its_index_option_becomes_an_upstream(
     assert upstream[0].downloads == {}
 
 
+BACKEND = """
+import base64, hashlib, os, zipfile
+
+def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
+    info = "mine-0.1.dist-info/"
+    files = {
+        "mine.pth": (os.path.dirname(os.path.abspath(__file__)) + "\\n").encode(),
+        info + "METADATA": b"Metadata-Version: 2.1\\nName: mine\\nVersion: 0.1\\n",
+        info + "WHEEL": b"Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+    }
+    digest = lambda data: base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    record = "".join(f"{n},sha256={digest(d)},{len(d)}\\n" for n, d in files.items()) + info + "RECORD,,\\n"
+    with zipfile.ZipFile(os.path.join(wheel_directory, "mine-0.1-py3-none-any.whl"), "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+        archive.writestr(info + "RECORD", record)
+    return "mine-0.1-py3-none-any.whl"
+"""
+
+
+def test_an_editable_install_passes_through_and_counts_no_bytes(
+    deltas: str, old_venv: Path, runner: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``-- -e DIR``: pip builds the project itself (an in-tree PEP 660 backend: nothing to download); the
+    report says nothing of it came through the local index."""
+    python = fresh_venv(old_venv, runner / "venv")
+    project = runner / "project"
+    (project / "mine").mkdir(parents=True)
+    (project / "mine/__init__.py").write_text("MINE = 1\n")
+    (project / "backend.py").write_text(BACKEND)
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
+    )
+    argv = ["install", "alpha==1.1", "--delta-index", deltas, "--python", str(python), "--json", "-", "-q"]
+    assert main([*argv, "--", "-e", str(project)]) == 0
+    report = {p["name"]: p for p in json.loads(capsys.readouterr().out)["packages"]}
+    assert report["alpha"]["method"] == "delta" and report["mine"]["installed"]
+    assert report["mine"]["downloaded"] == 0 and report["mine"]["saved"] is None
+    assert subprocess.run([python, "-c", "import mine"], cwd=runner).returncode == 0
+
+
+def test_pips_refusal_of_user_in_a_venv_reaches_the_user_whole(
+    deltas: str, old_venv: Path, runner: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    python = fresh_venv(old_venv, runner / "venv")
+    argv = ["upgrade", "alpha==1.1", "--delta-index", deltas, "--python", str(python), "--", "--user"]
+    assert main(argv) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-2].startswith("ERROR: Can not perform a '--user' install.")  # pip's own line, whole
+    assert lines[-1] == f"pipdelta: error: pip install failed: {lines[-2]}"
+    assert version_of(python, "alpha") == "1.0"
+
+
 def _guarded(app: Callable[..., Iterable[bytes]], secret: str) -> Callable[..., Iterable[bytes]]:
     """``app`` behind HTTP basic authentication; the Authorization headers it was sent are kept."""
     expected = "Basic " + base64.b64encode(f"user:{secret}".encode()).decode()
@@ -248,3 +306,26 @@ def test_uv_installs_many_packages_at_once_through_the_local_index(
     assert sorted(p["name"] for p in report["packages"]) == names
     assert re.fullmatch(r"pkg\d{3}", report["packages"][0]["name"])
     assert shutil.which("uv") is not None or UV is not None
+
+
+def test_the_local_index_answers_a_hundred_connections_from_one_address_at_once(
+    deltas: str, runner: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Every client of the local index is 127.0.0.1: ``pipdelta serve``'s 64 per address would refuse uv."""
+    folder = tmp_path_factory.mktemp("one")
+    build_wheel(folder, "pkg", "1.0", {"pkg/__init__.py": b"N = 1\n"})
+    with (
+        serving(SimpleIndex(folder, json_pages=True)) as url,
+        local_index([Upstream.parse(url)], load(deltas), Environment(sys.executable)) as local,
+    ):
+        host, port = local.base.split("//", 1)[1].split("/", 1)[0].split(":")
+        path = local.urls[0].split(port, 1)[1] + "pkg/"
+        sockets = [socket.create_connection((host, int(port)), timeout=30) for _ in range(100)]
+        try:
+            for sock in sockets:
+                sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/html\r\n\r\n".encode())
+            answers = [sock.recv(12) for sock in sockets]
+        finally:
+            for sock in sockets:
+                sock.close()
+    assert answers == [b"HTTP/1.1 200"] * 100

@@ -359,3 +359,34 @@ def test_on_a_fast_link_the_local_index_streams_the_full_wheel(wheels: Path, del
     installed(venv, wheels, "alpha", "1.1")
     assert rows["alpha"].method == "full" and rows["alpha"].reason == "a full download is faster on this link"
     assert upstream.downloads == {"bulk-1.0-py3-none-any.whl": 1, "alpha-1.1-py3-none-any.whl": 1}
+
+
+PDM = shutil.which("pdm", path=str(Path(sys.executable).parent)) or shutil.which("pdm")
+
+
+def test_pdm_through_pipdelta_run_gets_the_rebuilt_wheel(
+    wheels: Path, deltas: str, venv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pdm reads PDM_PYPI_URL, which ``pipdelta run`` sets: nothing else to configure."""
+    if PDM is None:
+        pytest.skip("pdm is not installed (pip install pdm)")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "demo"\nversion = "0"\nrequires-python = ">=3.8"\ndependencies = ["alpha==1.1"]\n'
+        "[tool.pdm]\ndistribution = false\n"
+    )
+    for key, value in {"VIRTUAL_ENV": str(venv.parent.parent), "PDM_CACHE_DIR": str(tmp_path / "pdmcache")}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("PDM_HOME", str(tmp_path / "pdmhome"))
+    monkeypatch.setenv("PDM_CHECK_UPDATE", "false")
+    upstream = SimpleIndex(wheels, json_pages=True, metadata=True)
+    report = tmp_path / "report.json"
+    with serving(upstream) as url:
+        monkeypatch.setenv("PIP_INDEX_URL", url)
+        argv = ["run", "--delta-index", deltas, "--python", str(venv), "--json", str(report), "-q", "--"]
+        assert main([*argv, PDM, "install", "--no-self", "-p", str(project)]) == 0
+    installed(venv, wheels, "alpha", "1.1")
+    rows = {p["name"]: p for p in json.loads(report.read_text())["packages"]}
+    assert rows["alpha"]["method"] == "delta"
+    assert upstream.downloads == {}

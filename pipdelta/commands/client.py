@@ -46,7 +46,7 @@ def _run(args: argparse.Namespace, requirements: list[str], files: list[Path], u
         quiet=args.quiet or not err.is_terminal,
         warn=lambda line: _warn(err, line),
     )
-    if not result.outcomes:
+    if not result.outcomes and result.error is None:
         out.print("Nothing to do: pip would install nothing.", highlight=False)
     elif not args.quiet:
         title = "pipdelta plan (dry run: nothing downloaded or installed)" if args.dry_run else "pipdelta"
