@@ -18,7 +18,7 @@ from packaging.version import InvalidVersion, Version
 
 from pipdelta.errors import PipdeltaError
 
-# Run in the target interpreter: every distribution with a RECORD, its version and its WHEEL's tags.
+# Run in the target interpreter: every distribution with a RECORD, its version, its WHEEL's tags, its requirements.
 _PROBE = """
 import json, sys
 from importlib import metadata
@@ -34,8 +34,9 @@ for dist in metadata.distributions():
         wheel = ""
     tags = [line.split(":", 1)[1].strip() for line in wheel.splitlines() if line.startswith("Tag:")]
     build = [line.split(":", 1)[1].strip() for line in wheel.splitlines() if line.startswith("Build:")]
-    out.append({"name": dist.metadata["Name"] or "", "version": dist.version, "tags": tags,
-                "build": build[0] if build else None})
+    meta = dist.metadata  # parsed once for all three fields
+    out.append({"name": meta["Name"] or "", "version": meta["Version"] or "", "tags": tags,
+                "build": build[0] if build else None, "requires": meta.get_all("Requires-Dist") or []})
 json.dump(out, sys.stdout)
 """
 
@@ -54,6 +55,7 @@ class Installed:
     version: Version
     tags: tuple[str, ...]
     build: str | None
+    requires: tuple[str, ...] = ()  # its Requires-Dist lines
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ class Environment:
         if expired.is_set():
             raise PipFailed(f"pip {args[0] if args else ''} for {self.python} took over {timeout} s")
         if process.returncode != 0:
-            message = errors.last or f"exit status {process.returncode}"
+            message = errors.reason or f"exit status {process.returncode}"
             raise PipFailed(f"pip {args[0] if args else ''} failed: {message}")
         return out or ""
 
@@ -171,7 +173,7 @@ class Environment:
             except InvalidVersion:
                 continue  # pip cannot upgrade from a version it cannot parse either
             name = canonicalize_name(row["name"])
-            out[name] = Installed(name, version, tuple(row["tags"]), row["build"])
+            out[name] = Installed(name, version, tuple(row["tags"]), row["build"], tuple(row["requires"]))
         return out
 
 
@@ -185,10 +187,11 @@ def pip_environment(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 class Errors:
-    """pip's stderr, read as it comes (passed on to the user with ``echo``); its last line says why pip failed."""
+    """pip's stderr, read as it comes (passed on to the user with ``echo``), and the line that says why pip failed."""
 
     def __init__(self, process: subprocess.Popen[str], echo: bool) -> None:
         self.last = ""
+        self.first_error = ""
         self._echo = echo
         self._thread = threading.Thread(target=self._read, args=(process,), daemon=True, name="pipdelta-pip-stderr")
         self._thread.start()
@@ -201,6 +204,14 @@ class Errors:
                 sys.stderr.flush()
             if line.strip():
                 self.last = line.strip()
+                if not self.first_error and self.last.startswith("ERROR:"):
+                    self.first_error = self.last
+
+    @property
+    def reason(self) -> str:
+        """pip's first ``ERROR:`` line says what is wrong ("Cannot install a==2 and b==1 because ..."); its
+        last line, often only where to read about it."""
+        return self.first_error or self.last
 
     def join(self) -> None:
         self._thread.join()

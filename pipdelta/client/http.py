@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import threading
 import time
 import urllib.parse
@@ -19,6 +20,7 @@ from pipdelta.errors import PipdeltaError
 
 USER_AGENT = f"pipdelta/{__version__}"
 MAX_JSON = 64 << 20  # no project's delta metadata comes near this
+MAX_RETRY_AFTER = 30.0  # a busy server's Retry-After is honoured up to this many seconds
 # Redirects are followed (mirrors move pages and files); every other retry is this module's own, with backoff.
 _REDIRECTS = urllib3.Retry(total=None, connect=0, read=0, redirect=5, status=0, other=0, raise_on_redirect=False)
 
@@ -27,13 +29,17 @@ class FetchError(PipdeltaError):
     """A download failed, was cut short, was larger than declared or had the wrong sha256.
 
     ``status`` is the HTTP status when the server answered with an error; ``transient`` says whether
-    another try may succeed (no connection, a 5xx, a body cut short).
+    another try may succeed (no connection, a 5xx, a body cut short); ``retry_after`` is how long a busy
+    server asked the client to wait before that try.
     """
 
-    def __init__(self, message: str, status: int | None = None, *, transient: bool = False) -> None:
+    def __init__(
+        self, message: str, status: int | None = None, *, transient: bool = False, retry_after: float = 0.0
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.transient = transient
+        self.retry_after = retry_after
 
 
 class Http:
@@ -136,7 +142,10 @@ class Http:
             )
             try:
                 if response.status >= 500 and response.status != 501:  # 501: no such endpoint here
-                    raise FetchError(f"{url} answered {response.status}", response.status, transient=True)
+                    wait = _retry_after(response.headers.get("Retry-After"))
+                    raise FetchError(
+                        f"{url} answered {response.status}", response.status, transient=True, retry_after=wait
+                    )
                 data = _read(response, url, limit, None, progress=None)
             finally:
                 response.release_conn()
@@ -157,16 +166,19 @@ class Http:
     def _with_retries(self, url: str, once: Callable[[], Any]) -> Any:
         attempt = 0
         while True:
+            wait = 0.0
             try:
                 return once()
             except FetchError as exc:
                 if not exc.transient or attempt >= self.retries:
                     raise
+                wait = exc.retry_after
             except Urllib3Error as exc:
                 if attempt >= self.retries:
                     raise FetchError(f"cannot download {url}: {_reason(exc)}", transient=True) from None
             attempt += 1
-            time.sleep(_backoff(attempt))
+            # A busy server's Retry-After, spread a little so that a fleet does not come back all at once.
+            time.sleep(wait * random.uniform(1.0, 1.5) if wait else _backoff(attempt))
 
     def _get_once(
         self,
@@ -210,6 +222,12 @@ def _read(
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256.lower():
         raise FetchError(f"{url} does not have the sha256 the delta index pins")
     return bytes(data)
+
+
+def _retry_after(header: str | None) -> float:
+    """Seconds from a ``Retry-After: N`` header (an HTTP date, or none: 0), at most MAX_RETRY_AFTER."""
+    text = (header or "").strip()
+    return min(float(text), MAX_RETRY_AFTER) if text.isdigit() else 0.0
 
 
 def _origin(parts: urllib.parse.SplitResult) -> str:

@@ -100,11 +100,11 @@ def table(outcomes: Sequence[Outcome], *, title: str = "pipdelta", planned_only:
         grid.add_row(
             o.name,
             f"{o.old or '—'} → {o.new}",
-            _size(o.full_size),
-            _size(o.downloaded),
+            size_text(o.full_size),
+            size_text(o.downloaded),
             "—"
             if saved is None or o.full_size is None
-            else f"{_size(saved)} ({100 * saved / (o.full_size or 1):.0f}%)",
+            else f"{size_text(saved)} ({100 * saved / (o.full_size or 1):.0f}%)",
             how,
         )
     t = totals(outcomes)
@@ -114,9 +114,9 @@ def table(outcomes: Sequence[Outcome], *, title: str = "pipdelta", planned_only:
         f"{t.packages} packages",
         f"{t.patched} patched, {t.full} full"
         + ("" if planned_only or t.installed == t.packages else f", {t.packages - t.installed} not installed"),
-        _size(t.full_size),
-        _size(t.downloaded),
-        f"{_size(t.saved)}{share}",
+        size_text(t.full_size),
+        size_text(t.downloaded),
+        f"{size_text(t.saved)}{share}",
         "",
     )
     return grid
@@ -142,8 +142,12 @@ def to_json(report: Report) -> dict[str, Any]:
 
 
 def write_json(path: Path, report: Report) -> None:
-    """The report as JSON into ``path``; ``-`` is standard output."""
-    text = json.dumps(to_json(report), indent=2) + "\n"
+    write_document(path, to_json(report))
+
+
+def write_document(path: Path, document: Any) -> None:
+    """Write a JSON report for CI into ``path``; ``-`` is standard output. A PipdeltaError when it cannot."""
+    text = json.dumps(document, indent=2) + "\n"
     if str(path) == "-":
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -154,8 +158,8 @@ def write_json(path: Path, report: Report) -> None:
         raise PipdeltaError(f"cannot write the report to {path}: {exc.strerror}") from None
 
 
-def _size(n: int | None) -> str:
-    """``n`` bytes in SI units, as they are named: 1 kB is 1,000 bytes, 1 MB 1,000,000."""
+def size_text(n: int | None) -> str:
+    """``n`` bytes in SI units, as they are named: 1 kB is 1,000 bytes, 1 MB 1,000,000; ``—`` when unknown."""
     if n is None:
         return "—"
     for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):

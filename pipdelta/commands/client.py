@@ -6,14 +6,17 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipdelta.errors import UsageError
 
 WIDE = 200  # columns for the table when not on a terminal: wide enough for every column, never padded
 
+if TYPE_CHECKING:
+    from pipdelta.client.config import Settings
 
-def _settings(args: argparse.Namespace) -> Any:
+
+def _settings(args: argparse.Namespace) -> Settings:
     from pipdelta.client import config
 
     settings = config.load(args.delta_index, prefer=args.prefer)
@@ -142,7 +145,49 @@ def _proxy(args: argparse.Namespace) -> int:
 
 
 def _upgrade(args: argparse.Namespace) -> int:
-    return _run(args, args.packages, [], True)
+    if bool(args.packages) == args.all:
+        raise UsageError("give the packages to upgrade, or --all (not both)")
+    policy = args.policy or ("server" if args.all else _settings(args).policy)
+    if policy == "pip":
+        if args.all:
+            raise UsageError("--all upgrades to the delta index's targets: it cannot be used with --policy pip")
+        return _run(args, args.packages, [], True)
+    return _upgrade_to_targets(args)
+
+
+def _upgrade_to_targets(args: argparse.Namespace) -> int:
+    """The server's targets, handed to the same run as ``pipdelta upgrade PKG...`` as ``name==version``."""
+    from pipdelta.client import outdated, targets
+    from pipdelta.client.environment import Environment
+
+    survey = targets.survey(Environment.of(args.python), _settings(args))
+    if not survey.server:
+        print(outdated.STATIC_NOTE)
+    names = None if args.all else survey.select(args.packages)
+    for row in survey.left_alone(names):
+        print(f"left alone: {row.installed.name} {row.installed.version} ({outdated.verdict(row)})")
+    due = survey.due(names)
+    if not due:
+        print("Nothing to do: every project is at the delta index's target.")
+        return 0
+    return _run(args, survey.requirements(due), [], True)
+
+
+def _outdated(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from pipdelta.client import outdated, report, targets
+    from pipdelta.client.environment import Environment
+
+    settings = _settings(args)
+    assert settings.index_url is not None
+    survey = targets.survey(Environment.of(args.python), settings)
+    if not survey.server:
+        print(outdated.STATIC_NOTE)
+    Console().print(outdated.table(survey, settings.index_url))
+    if args.json is not None:
+        report.write_document(args.json, outdated.to_json(survey, settings.index_url))
+    return 0
 
 
 def _install(args: argparse.Namespace) -> int:
@@ -221,12 +266,22 @@ def register(commands: Any) -> None:
     upgrade.__class__ = PipOptions  # the subparsers action makes plain parsers
     upgrade.add_argument(
         "packages",
-        nargs="+",
+        nargs="*",
         metavar="PKG",
         help="requirement specifiers, as for pip (then, after --, pip's own options)",
     )
+    upgrade.add_argument("--all", action="store_true", help="every project the delta index's policy says is due")
+    upgrade.add_argument(
+        "--policy",
+        choices=("pip", "server"),
+        help="whose versions: the newest pip finds, or the delta index server's targets (default: config, pip)",
+    )
     _common(upgrade)
     upgrade.set_defaults(handler=_upgrade)
+
+    outdated = commands.add_parser("outdated", help="what the delta index's policy says of each installed project")
+    _index_options(outdated)
+    outdated.set_defaults(handler=_outdated)
 
     install = commands.add_parser("install", help="pip install, downloading patches instead of wheels")
     install.__class__ = PipOptions
