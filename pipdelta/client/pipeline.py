@@ -182,7 +182,7 @@ def _rebuild(job: Job, wheelhouse: Path, cache: Cache, warn: Warn) -> bool:
             for step, (patch, data) in enumerate(zip(job.patches, job.data, strict=True)):
                 last = step == len(job.patches) - 1
                 target = final if last else Target(patch.new.filename, patch.new.sha256, patch.new.size)
-                out = wheelhouse / job.planned.filename if last else Path(tmp, f"step{step}.whl")
+                out = wheelhouse / job.planned.filename if last else Path(tmp, patch.new.filename)
                 path = apply_patch(data, source, out, target=target)
                 source = WheelSource(path)
             cache.add(job.planned.filename, path.read_bytes(), job.planned.sha256)

@@ -25,6 +25,7 @@ def _apply(args: argparse.Namespace) -> int:
     from pipdelta.apply.applier import apply_patch
     from pipdelta.apply.installed import InstalledDistribution
     from pipdelta.apply.sources import InstalledSource, OldContent, WheelSource
+    from pipdelta.client.ranges import RangeClient
     from pipdelta.format.patchfile import Target
 
     source: OldContent
@@ -33,7 +34,8 @@ def _apply(args: argparse.Namespace) -> int:
     else:
         source = InstalledSource(InstalledDistribution.find(args.installed, args.python))
     patch = _read(args.patch)
-    path = apply_patch(patch, source, args.output, target=Target(sha256=args.sha256))
+    fetch = None if args.url is None else RangeClient(args.url)
+    path = apply_patch(patch, source, args.output, target=Target(sha256=args.sha256), fetch=fetch)
     print(f"{path}: rebuilt and verified")
     return 0
 
@@ -51,14 +53,18 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _engines(args: argparse.Namespace) -> int:
+    import zlib
+
     from pipdelta.engines import fingerprint
     from pipdelta.engines.recipes import CANDIDATES
 
+    print(f"this interpreter's zlib: {zlib.ZLIB_RUNTIME_VERSION}")
     failing = 0
     for recipe in CANDIDATES:
         ok = fingerprint.reproduces(recipe)
         failing += not ok
-        print(f"{recipe!s:16} {'ok' if ok else 'DIFFERS: patches that need it fall back to full downloads'}")
+        what = "ok" if ok else "DIFFERS: its members come from the old wheel, or by range from the new one"
+        print(f"{recipe!s:16} {what}")
     return 1 if failing else 0
 
 
@@ -86,6 +92,9 @@ def register(commands: Any) -> None:
     apply.add_argument("--python", metavar="PYTHON", help="interpreter whose environment --installed reads")
     apply.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.whl", help="file or folder")
     apply.add_argument("--sha256", help="refuse unless the result has this sha256 (from the primary index)")
+    apply.add_argument(
+        "--url", help="the new wheel's URL on the primary index: members this machine cannot re-create are fetched"
+    )
     apply.set_defaults(handler=_apply)
 
     info = commands.add_parser("info", help="show what a patch turns into what, and what it needs")
