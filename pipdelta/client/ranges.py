@@ -135,9 +135,11 @@ def _multipart(body: bytes, boundary: bytes) -> list[tuple[bytes, bytes]]:
         content_range = next((h.split(b":", 1)[1] for h in headers if h.lower().startswith(b"content-range:")), b"")
         found = _CONTENT_RANGE.fullmatch(content_range.strip())
         length = int(found[2]) - int(found[1]) + 1 if found else 0
-        data = body[head_end + 4 : head_end + 4 + length]
-        parts.append((content_range, data))
-        position = body.find(delimiter, head_end + 4 + length)
+        end = head_end + 4 + length
+        if not body.startswith(b"\r\n" + delimiter, end):
+            raise RangeError("the server sent a part whose length is not its Content-Range's")
+        parts.append((content_range, body[head_end + 4 : end]))
+        position = end + 2
     if not parts:
         raise RangeError("the server sent a multipart answer without parts")
     return parts
