@@ -88,9 +88,12 @@ def test_server_refusing_ranges_is_one_line(pair: tuple[Path, Path, bytes], tmp_
 def test_lying_range_answers_are_caught(pair: tuple[Path, Path, bytes], tmp_path: Path) -> None:
     old, new, patch = pair
     for mode, message in (("wrong", "other bytes than"), ("short", "length is not")):
-        with zlibng_client(), serving(RangeServer(new.read_bytes(), mode)) as url:
-            with pytest.raises(RangeError, match=message):
-                apply_patch(patch, _ContentOnly(old), tmp_path / "out.whl", fetch=RangeClient(url))
+        with (
+            zlibng_client(),
+            serving(RangeServer(new.read_bytes(), mode)) as url,
+            pytest.raises(RangeError, match=message),
+        ):
+            apply_patch(patch, _ContentOnly(old), tmp_path / "out.whl", fetch=RangeClient(url))
     assert not (tmp_path / "out.whl").exists()
 
 
