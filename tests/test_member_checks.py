@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes.util
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from zlibng import zlibng_client
 from pipdelta import WheelSource, apply_patch, make_patch
 from pipdelta.apply.sources import OldContent
 from pipdelta.client.ranges import RangeClient, RangesRefused
+from pipdelta.engines import zlibapi
 from pipdelta.errors import EngineMismatch, PatchFormatError, RangeError
 from pipdelta.format import wire
 from pipdelta.format.patchfile import Source, WheelRef, read_patch
@@ -59,6 +61,22 @@ def test_without_a_range_source_the_error_says_what_this_machine_cannot_do(
     message = str(caught.value)
     assert "zlib:6:8:0" in message and "--url" in message and "old wheel instead" not in message
     assert "\n" not in message and not (tmp_path / "out.whl").exists()
+
+
+def test_zlibng_client_with_a_classic_zlib_library_needs_no_ranges(
+    pair: tuple[Path, Path, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = ctypes.util.find_library("z")
+    if path is None:
+        pytest.skip("no zlib library on this machine")
+    old, new, patch = pair
+    monkeypatch.setenv(zlibapi.CLASSIC, path)  # as cmeel-zlib's library would be found
+    zlibapi.library.cache_clear()
+    try:
+        with zlibng_client():
+            assert apply_patch(patch, _ContentOnly(old), tmp_path / "out.whl").read_bytes() == new.read_bytes()
+    finally:
+        zlibapi.library.cache_clear()
 
 
 def test_classic_client_needs_no_ranges(pair: tuple[Path, Path, bytes], tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ EXPECTED = {
     "flate2:6:lines": "4bcb4b73b812ccf4cb787f9410038ad976d4a1d52d45395f8ceedb37e0b4ae65",
     "flate2:6:fields": "99342d55036bd4623071a7894b43b50dda1ee07d340420368d84aad99dbdee7e",
     "zlibng:9:8:0": "ff9f82fc74b709904bf59a845718928347d2fc18730130651a58ee06c81fb7cf",
+    "zlibng22:6:8:0": "a846f459c8f7ebcea51422f8dc6522319fc0ec49541f2d63f532435282d82ed8",  # zlib-ng 2.2.2
 }
 
 
@@ -58,7 +59,10 @@ def sample() -> bytes:
 @functools.cache
 def reproduces(recipe: Recipe) -> bool:
     expected = EXPECTED.get(str(recipe))
-    return expected is not None and hashlib.sha256(recipe.compress(sample())).hexdigest() == expected
+    try:
+        return expected is not None and hashlib.sha256(recipe.compress(sample())).hexdigest() == expected
+    except EngineMismatch:  # the engine is not on this machine
+        return False
 
 
 def check(recipes: Iterable[Recipe]) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pipdelta.engines import flate2
+from pipdelta.engines import flate2, zlibapi
 from pipdelta.errors import EngineMismatch, PatchFormatError
 
 _PIECE = 256 * 1024
@@ -20,7 +20,8 @@ class Recipe:
     """A recipe id names one engine and how it is driven.
 
     ``zlib:LEVEL:MEMLEVEL:STRATEGY`` is CPython's zlib, as ``zipfile`` writes; ``zlibng:...`` the same calls
-    into the pinned zlib-ng package (``zipfile`` under an interpreter whose zlib is zlib-ng); ``cramjam:LEVEL``
+    into the pinned zlib-ng package (``zipfile`` under an interpreter whose zlib is zlib-ng 2.3), ``zlibng22:...``
+    into zlib-ng 2.2 (CPython 3.14 on Windows; :mod:`pipdelta.engines.zlibapi`); ``cramjam:LEVEL``
     is the one-shot deflate of cramjam's C backend, which matches Rust flate2 over miniz_oxide (maturin until
     2025); ``flate2:LEVEL:8k|whole|lines|fields`` is zlib-ng driven like flate2 over zlib-rs (maturin since).
     """
@@ -43,7 +44,7 @@ class Recipe:
         """Read a recipe id as written in a patch; anything unknown is a format error."""
         parts = text.split(":")
         try:
-            if parts[0] in ("zlib", "zlibng") and len(parts) == 4:
+            if parts[0] in ("zlib", "zlibng", "zlibng22") and len(parts) == 4:
                 level, mem_level, strategy = (int(p) for p in parts[1:])
                 if level in _LEVELS and 1 <= mem_level <= 9 and 0 <= strategy <= 4:
                     return cls(parts[0], level, mem_level, strategy)
@@ -59,30 +60,37 @@ class Recipe:
 
     def pieces(self, data: bytes) -> Iterator[bytes]:
         """Yield the raw deflate stream for ``data`` in pieces, so a mismatch can stop it early."""
-        if self.engine == "cramjam":
-            yield self.compress(data)
-            return
         if self.engine == "flate2":
             yield from flate2.deflate_pieces(data, self.level, self.writes)
-            return
-        compressor = self._compressobj()
-        view = memoryview(data)
-        for start in range(0, len(data), _PIECE):
-            yield compressor.compress(view[start : start + _PIECE])
-        yield compressor.flush()
+        elif self.engine == "zlib" and not zlibapi.is_zlib_ng(zlib):  # classic zlib: its output ignores chunking
+            compressor = self._compressobj(zlib)
+            view = memoryview(data)
+            for start in range(0, len(data), _PIECE):
+                yield compressor.compress(view[start : start + _PIECE])
+            yield compressor.flush()
+        else:
+            yield self.compress(data)
 
-    def _compressobj(self) -> Any:
-        module = _zlib_ng() if self.engine == "zlibng" else zlib
+    def _compressobj(self, module: Any) -> Any:
         return module.compressobj(self.level, zlib.DEFLATED, -15, self.mem_level, self.strategy)
 
     def compress(self, data: bytes) -> bytes:
-        if self.engine in ("zlib", "zlibng"):
-            # zipfile hands a member's whole content to one compress() call; zlib-ng's output depends on that.
-            compressor = self._compressobj()
-            return bytes(compressor.compress(data) + compressor.flush())
         if self.engine == "cramjam":
             return bytes(_cramjam_deflate().compress(data, level=self.level))
-        return b"".join(self.pieces(data))
+        if self.engine == "flate2":
+            return b"".join(self.pieces(data))
+        module = _zlib_ng() if self.engine == "zlibng" else zlib
+        if self.engine != "zlibng" and (self.engine == "zlib") == zlibapi.is_zlib_ng(zlib):
+            # this interpreter's zlib is not the engine named: a library that is, or the nearest engine here
+            # (small members often come out the same; the members' checks tell)
+            try:
+                variable = zlibapi.CLASSIC if self.engine == "zlib" else zlibapi.ZLIBNG22
+                return zlibapi.library(variable)(data, self.level, self.mem_level, self.strategy)
+            except EngineMismatch:
+                module = zlib if self.engine == "zlib" else _zlib_ng()
+        # zipfile hands a member's whole content to one compress() call; zlib-ng's output depends on that.
+        compressor = self._compressobj(module)
+        return bytes(compressor.compress(data) + compressor.flush())
 
     def reproduces(self, data: bytes, target: bytes | memoryview) -> bool:
         """True if compressing ``data`` gives exactly ``target``; stops at the first differing piece."""
@@ -124,6 +132,7 @@ CANDIDATES: tuple[Recipe, ...] = (
     Recipe("flate2", 6),
     Recipe("flate2", 6, writes="whole"),
     Recipe("zlibng", 6),
+    Recipe("zlibng22", 6),
     Recipe("flate2", 6, writes="lines"),
     Recipe("flate2", 6, writes="fields"),
     Recipe("zlib", 9),
