@@ -1,7 +1,7 @@
 """Apply one patch as a client would, counting range bytes; ``zlib-ng``: with Python's zlib replaced by zlib-ng.
 
-Usage: ``python benchmarks/client.py classic|zlib-ng|zlib-ng-2.2 OLD.whl PATCH NEW.whl``; prints one JSON
-object (``zlib-ng-2.2``: with ``PIPDELTA_ZLIBNG22`` in the environment, as on Windows CPython 3.14). The new
+Usage: ``python benchmarks/client.py classic|zlib-ng|zlib-ng-2.2|zlib-ng+zlib OLD.whl PATCH NEW.whl``; prints one JSON
+object (with ``PIPDELTA_ZLIBNG22`` or ``PIPDELTA_ZLIB`` in the environment for the last two). The new
 wheel stands for the primary index: ranges are sliced from it and counted as multipart requests would cost.
 """
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -80,14 +81,15 @@ class Recipe:
         if self.engine == "flate2":
             return b"".join(self.pieces(data))
         module = _zlib_ng() if self.engine == "zlibng" else zlib
-        if self.engine != "zlibng" and (self.engine == "zlib") == zlibapi.is_zlib_ng(zlib):
-            # this interpreter's zlib is not the engine named: a library that is, or the nearest engine here
-            # (small members often come out the same; the members' checks tell)
-            try:
-                variable = zlibapi.CLASSIC if self.engine == "zlib" else zlibapi.ZLIBNG22
-                return zlibapi.library(variable)(data, self.level, self.mem_level, self.strategy)
-            except EngineMismatch:
-                module = zlib if self.engine == "zlib" else _zlib_ng()
+        if self.engine in ("zlib", "zlibng22"):
+            variable = zlibapi.CLASSIC if self.engine == "zlib" else zlibapi.ZLIBNG22
+            if os.environ.get(variable) or (self.engine == "zlib") == zlibapi.is_zlib_ng(zlib):
+                # a library named, or this interpreter's zlib is not the engine named: a library that is, else
+                # the nearest engine here (small members often come out the same; the members' checks tell)
+                try:
+                    return zlibapi.library(variable)(data, self.level, self.mem_level, self.strategy)
+                except EngineMismatch:
+                    module = zlib if self.engine == "zlib" else _zlib_ng()
         # zipfile hands a member's whole content to one compress() call; zlib-ng's output depends on that.
         compressor = self._compressobj(module)
         return bytes(compressor.compress(data) + compressor.flush())
