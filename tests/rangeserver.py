@@ -6,7 +6,9 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from simpleindex import running
 
 MODES = ("multipart", "first-only", "refuse", "short", "wrong")
 
@@ -66,11 +68,5 @@ def serving(server: RangeServer) -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/file.whl"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with running(Handler) as port:
+        yield f"http://127.0.0.1:{port}/file.whl"

@@ -19,6 +19,7 @@ import os
 import re
 from collections.abc import Iterator
 
+from pipdelta.engines.zlibapi import stream_fields
 from pipdelta.errors import EngineMismatch
 
 OUTPUT_ROOM = 32 * 1024
@@ -29,22 +30,9 @@ _PIECES = {"lines": re.compile(rb"[^\n]*\n|[^\n]+"), "fields": re.compile(rb"[^,
 
 
 class _ZStream(ctypes.Structure):
-    _fields_ = [
-        ("next_in", ctypes.c_void_p),
-        ("avail_in", ctypes.c_uint32),
-        ("total_in", ctypes.c_size_t),
-        ("next_out", ctypes.c_void_p),
-        ("avail_out", ctypes.c_uint32),
-        ("total_out", ctypes.c_size_t),
-        ("msg", ctypes.c_char_p),
-        ("state", ctypes.c_void_p),
-        ("zalloc", ctypes.c_void_p),
-        ("zfree", ctypes.c_void_p),
-        ("opaque", ctypes.c_void_p),
-        ("data_type", ctypes.c_int),
-        ("adler", ctypes.c_uint32),
-        ("reserved", ctypes.c_ulong),
-    ]
+    """zlib-ng's native ``zng_stream``."""
+
+    _fields_ = stream_fields(ctypes.c_size_t, ctypes.c_uint32)
 
 
 @functools.cache

@@ -32,25 +32,31 @@ _LIBRARY_NAMES = ("libz.so", "libz.dylib", "libz.1.dylib", "zlib.dll")
 Compress = Callable[[bytes, int, int, int], bytes]
 
 
-class _ZStream(ctypes.Structure):
-    """zlib's ``z_stream``, as zlib and zlib-ng's compatible build lay it out."""
-
-    _fields_ = [
+def stream_fields(total: Any, adler: Any) -> list[tuple[str, Any]]:
+    """zlib's ``z_stream`` with ``total`` the type of its byte counts and ``adler`` that of its checksum
+    (``uLong`` both in zlib's API; ``size_t`` and ``uint32_t`` in zlib-ng's native one)."""
+    return [
         ("next_in", ctypes.c_void_p),
-        ("avail_in", ctypes.c_uint),
-        ("total_in", ctypes.c_ulong),
+        ("avail_in", ctypes.c_uint32),
+        ("total_in", total),
         ("next_out", ctypes.c_void_p),
-        ("avail_out", ctypes.c_uint),
-        ("total_out", ctypes.c_ulong),
+        ("avail_out", ctypes.c_uint32),
+        ("total_out", total),
         ("msg", ctypes.c_char_p),
         ("state", ctypes.c_void_p),
         ("zalloc", ctypes.c_void_p),
         ("zfree", ctypes.c_void_p),
         ("opaque", ctypes.c_void_p),
         ("data_type", ctypes.c_int),
-        ("adler", ctypes.c_ulong),
+        ("adler", adler),
         ("reserved", ctypes.c_ulong),
     ]
+
+
+class _ZStream(ctypes.Structure):
+    """zlib's ``z_stream``, as zlib and zlib-ng's compatible build lay it out."""
+
+    _fields_ = stream_fields(ctypes.c_ulong, ctypes.c_ulong)
 
 
 def is_zlib_ng(module: Any) -> bool:
