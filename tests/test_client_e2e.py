@@ -53,6 +53,13 @@ class DeltaHandler(QuietHandler):
         mode = self.server.mode  # type: ignore[attr-defined]
         if mode == "lie" or (mode or "").startswith("hostile"):
             self.path = f"/{mode}{self.path}"
+        if mode == "nested" and self.path.endswith("deltas.json"):
+            body = b"[" * 100_000  # once a RecursionError traceback
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         if self.path.endswith(".pdelta"):
             self.server.patch_requests += 1  # type: ignore[attr-defined]
             if mode == "500":
@@ -263,6 +270,7 @@ def test_upgrade_downloads_a_patch_instead_of_the_wheel(world: World, venv: Path
     ("mode", "reason", "fetched"),
     [
         ("down", "delta index unusable", 0),
+        ("nested", "not a valid delta file", 0),
         ("500", "patch download failed", 3),  # the first try and two retries
         ("truncate", "patch download failed", 3),
         ("slow", "timed out", 3),

@@ -6,6 +6,7 @@ import base64
 import gzip
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -160,12 +161,18 @@ def test_pip_installed_scripts_data_and_headers_pass_the_check(installed: tuple[
     InstalledDistribution.find("demo_pkg", str(installed[0])).check_files()
 
 
-@pytest.mark.parametrize("swap", ["link to /dev/zero", "fifo", "link to a fifo", "link to an identical copy"])
+@pytest.mark.parametrize(
+    "swap", ["link to /dev/zero", "fifo", "link to a fifo", "link to an identical copy", "folder linked to a copy"]
+)
 def test_installed_file_that_is_not_a_regular_file_inside_is_refused(tmp_path: Path, swap: str) -> None:
     distribution = fake_install(tmp_path)
     core = distribution.path_of("demo/core.py")
-    core.unlink()
     outside = tmp_path / "outside"
+    if swap == "folder linked to a copy":
+        shutil.move(core.parent, outside)
+        core.parent.symlink_to(outside)
+    else:
+        core.unlink()
     if swap == "link to /dev/zero":
         core.symlink_to("/dev/zero")
     elif swap == "fifo":
@@ -173,7 +180,7 @@ def test_installed_file_that_is_not_a_regular_file_inside_is_refused(tmp_path: P
     elif swap == "link to a fifo":
         os.mkfifo(outside)
         core.symlink_to(outside)
-    else:
+    elif swap == "link to an identical copy":
         outside.write_bytes(CORE)
         core.symlink_to(outside)
     match = "not a regular file" if swap == "fifo" else "outside its environment"
@@ -214,3 +221,22 @@ def test_a_record_that_is_not_a_regular_file_is_refused(tmp_path: Path) -> None:
     record.unlink()
     record.symlink_to("/dev/zero")
     refused_quickly(distribution.check_files, "outside its environment")
+
+
+def test_a_source_larger_than_the_patch_declares_is_refused_before_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A patch declaring a 1-byte source that is a larger installed file: refused from RECORD, never opened."""
+    distribution = fake_install(tmp_path)
+    distribution.check_files()
+    opened: list[str] = []
+    real_open = os.open
+
+    def spy(path: str, flags: int, mode: int = 0o777) -> int:
+        opened.append(str(path))
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(os, "open", spy)
+    refused_quickly(lambda: distribution.read_verified("demo/core.py", most=1), "larger than the file")
+    assert not [path for path in opened if path.endswith("core.py")]
+    assert distribution.read_verified("demo/core.py", most=len(CORE)) == CORE

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from httpclient import have, query, request
@@ -66,3 +67,25 @@ def test_serve_command_refuses_bad_setups_in_one_line(tmp_path: Path) -> None:
         taken.listen()
         busy = run(str(tmp_path), "--port", str(taken.getsockname()[1]))
     assert busy.returncode == 1 and "cannot listen on 127.0.0.1" in busy.stderr and "Traceback" not in busy.stderr
+
+
+def test_serve_command_takes_its_limits_from_the_command_line(tmp_path: Path) -> None:
+    """``--client-connections 1``: a second connection from one address is refused while the first is open."""
+    build_index(tmp_path, tmp_path / "index", jobs=1)
+    command = [sys.executable, "-m", "pipdelta", "serve", str(tmp_path / "index"), "--port", "0"]
+    server = subprocess.Popen(
+        [*command, "--client-connections", "1", "--timeout", "5"], stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stderr is not None
+        base = json.loads(server.stderr.readline())["url"].rstrip("/")
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))):
+            assert request(f"{base}/health")[0] == 503
+        deadline = time.monotonic() + 10  # the server notices the close on its next turn of the loop
+        while (status := request(f"{base}/health")[0]) == 503 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert status == 200
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(30)

@@ -18,6 +18,7 @@ from pipdelta.index.builder import build_index
 from pipdelta.index.policy import Policy
 from pipdelta.server.app import IndexApp
 from pipdelta.server.catalog import StaticCatalog
+from pipdelta.server.gate import Gate
 from pipdelta.server.logs import JsonLog
 from pipdelta.server.run import running
 
@@ -48,7 +49,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def _serve(index: Path, policy: str = "") -> Iterator[str]:
-    with running(IndexApp(StaticCatalog(index), Policy.parse(policy), log=JsonLog(io.StringIO()))) as base:
+    # Room for the 8 queries at once from one address of the concurrency test.
+    app = IndexApp(StaticCatalog(index), Policy.parse(policy), log=JsonLog(io.StringIO()), gate=Gate(8, 8))
+    with running(app) as base:
         yield base
 
 

@@ -115,13 +115,19 @@ class InstalledDistribution:
                 return self.dist_info.parent / path
         return self.scheme["headers"].joinpath(*rest)
 
-    def read_verified(self, member: str) -> bytes:
-        """The installed file of ``member``, refused unless its size and sha256 are the ones in RECORD."""
+    def read_verified(self, member: str, most: int | None = None) -> bytes:
+        """The installed file of ``member``, refused unless its size and sha256 are the ones in RECORD.
+
+        With ``most``, a file RECORD says is larger is refused before anything is opened: a patch's budget
+        covers the sizes it declares, not whatever else an environment holds.
+        """
         path = self.path_of(member)
         key = os.path.normpath(os.path.relpath(path, self.dist_info.parent))
         row = self._record.get(key)
         if row is None or not row.hash:
             raise SourceMismatch(f"{member} is not hashed in the RECORD of installed {self.name}")
+        if most is not None and (row.size is None or row.size > most):
+            raise SourceMismatch(f"installed {key} is larger than the file the patch was made from")
         return self._verified(key, row, self._inside(key))
 
     def check_files(self) -> None:
@@ -152,17 +158,30 @@ class InstalledDistribution:
         Symlinks are resolved first (also in parent folders, and before ``..``, as the kernel would), so
         neither a link out of the environment nor ``../..`` rows reach anything the installer did not own.
         """
+        folder, name = os.path.split(os.path.join(self.dist_info.parent, key))
         try:
-            real = Path(os.path.realpath(self.dist_info.parent / key))
+            if name in ("", os.curdir, os.pardir):
+                real = os.path.realpath(os.path.join(folder, name))
+            else:  # each folder resolved once: RECORDs list many files per folder
+                if folder not in self._folders:
+                    self._folders[folder] = os.path.realpath(folder)
+                real = os.path.join(self._folders[folder], name)
+                real = os.path.realpath(real) if os.path.islink(real) else real
         except ValueError:  # a NUL in the row
             raise SourceMismatch(f"the RECORD of installed {self.name} has an unreadable row {key!r}") from None
-        if not any(real.is_relative_to(root) for root in self._roots):
+        if not any(os.path.join(real, "").startswith(root) for root in self._roots):
             raise SourceMismatch(f"{key} in the RECORD of installed {self.name} lies outside its environment")
-        return real
+        return Path(real)
 
     @functools.cached_property
-    def _roots(self) -> tuple[Path, ...]:
-        return tuple({Path(os.path.realpath(folder)) for folder in self.scheme.values()})
+    def _roots(self) -> frozenset[str]:
+        """The scheme's folders, resolved, each ending with a separator."""
+        return frozenset(os.path.join(os.path.realpath(folder), "") for folder in self.scheme.values())
+
+    @functools.cached_property
+    def _folders(self) -> dict[str, str]:
+        """Folders already resolved, by their path before resolution."""
+        return {}
 
     def _read(self, real: Path, size: int | None = None) -> bytes:
         """The bytes of the regular file ``real``: exactly ``size`` of them, or at most ``RECORD_LIMIT``.

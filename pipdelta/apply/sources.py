@@ -12,6 +12,8 @@ from pipdelta.format.patchfile import Source, WheelRef
 from pipdelta.format.wheelfile import WheelFile
 from pipdelta.format.ziplayout import Member as ZipMember
 
+SHEBANG_ROOM = 64 << 10  # bytes an installer's launcher line (and pip's long-path shell trick) may add
+
 
 class OldContent(abc.ABC):
     """The old version's files, read for a patch and checked before they are used."""
@@ -83,7 +85,9 @@ class InstalledSource(OldContent):
         self.distribution.check_version(old.filename)
 
     def _content(self, source: Source) -> bytes:
-        content = self.distribution.read_verified(source.name)
+        # An installer rewrites a script's ``#!python`` line to its interpreter's path, of any length.
+        most = source.size if source.first_line is None else source.size + SHEBANG_ROOM
+        content = self.distribution.read_verified(source.name, most)
         if source.first_line is not None:
             # The installer replaced ``#!python`` by its interpreter's path; put the wheel's line back.
             newline = content.find(b"\n")

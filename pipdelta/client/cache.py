@@ -13,6 +13,7 @@ import platformdirs
 from packaging.utils import InvalidWheelFilename, NormalizedName, parse_wheel_filename
 from packaging.version import Version
 
+from pipdelta.client import locks
 from pipdelta.errors import PipdeltaError
 from pipdelta.format.patchfile import atomic_write
 
@@ -71,12 +72,13 @@ class Cache:
         return max(found, key=lambda w: w.version, default=None)
 
     def add(self, filename: str, data: bytes, sha256: str) -> Path:
-        """Keep a verified wheel (written atomically: a crash never leaves half a file)."""
+        """Keep a verified wheel (written atomically, so readers need no lock: they see all of it or nothing)."""
         target = self.wheels / sha256.lower() / filename
         if not target.exists():
             try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write(target, [data])
+                with locks.cache(self.directory):
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    atomic_write(target, [data])
             except OSError as exc:
                 raise CacheError(f"cannot write to the pipdelta cache {self.directory}: {exc.strerror}") from None
         return target
@@ -84,13 +86,16 @@ class Cache:
     def prune(self, keep: int) -> list[CachedWheel]:
         """Remove all but the ``keep`` newest versions of each project and tag set; returns what went."""
         groups: dict[tuple[NormalizedName, frozenset[str]], list[CachedWheel]] = {}
-        for wheel in self:
-            groups.setdefault((wheel.name, wheel.tags), []).append(wheel)
-        removed = []
-        for wheels in groups.values():
-            for wheel in sorted(wheels, key=lambda w: w.version, reverse=True)[keep:]:
-                shutil.rmtree(wheel.path.parent, ignore_errors=True)
-                removed.append(wheel)
+        removed: list[CachedWheel] = []
+        if not self.wheels.is_dir():
+            return removed
+        with locks.cache(self.directory):
+            for wheel in self:
+                groups.setdefault((wheel.name, wheel.tags), []).append(wheel)
+            for wheels in groups.values():
+                for wheel in sorted(wheels, key=lambda w: w.version, reverse=True)[keep:]:
+                    shutil.rmtree(wheel.path.parent, ignore_errors=True)
+                    removed.append(wheel)
         return removed
 
 

@@ -127,8 +127,8 @@ class DeltaIndex:
             raise
         try:
             project = ProjectIndex.from_json(json.loads(document))
-        except ValueError as exc:
-            raise IndexFormatError(f"{url} is not a valid delta file: {exc}") from None
+        except (ValueError, RecursionError) as exc:
+            raise IndexFormatError(f"{url} is not a valid delta file: {str(exc) or type(exc).__name__}") from None
         target = next((w for w in project.wheels if w.sha256 == goal.sha256), None)
         if target is None:
             return Offer(reason="the delta index does not have the wheel pip chose")

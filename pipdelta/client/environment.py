@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -35,6 +36,8 @@ for dist in metadata.distributions():
                 "build": build[0] if build else None})
 json.dump(out, sys.stdout)
 """
+
+_PREFIX_PROBE = "import json, sys; print(json.dumps([sys.prefix, sys.prefix != sys.base_prefix]))"
 
 
 class PipFailed(PipdeltaError):
@@ -95,6 +98,19 @@ class Environment:
             message = last[-1].strip() if last else f"exit status {result.returncode}"
             raise PipFailed(f"pip {args[0] if args else ''} failed: {message}")
         return result.stdout or ""
+
+    def prefix(self) -> tuple[Path, bool]:
+        """This environment's folder (``sys.prefix``, symlinks resolved) and whether it is a virtual environment."""
+        try:
+            result = subprocess.run(
+                [self.python, "-c", _PREFIX_PROBE], capture_output=True, text=True, timeout=60, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise PipFailed(f"cannot run {self.python}: {exc}") from None
+        if result.returncode != 0:
+            raise PipFailed(f"cannot ask {self.python} where it is: {result.stderr.strip()[-300:]}")
+        prefix, is_venv = json.loads(result.stdout)
+        return Path(os.path.realpath(prefix)), bool(is_venv)
 
     def installed(self) -> dict[NormalizedName, Installed]:
         """Every distribution with a RECORD in this environment, by normalized name."""

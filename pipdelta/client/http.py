@@ -92,7 +92,7 @@ class Http:
                 response.release_conn()
             try:
                 return response.status, json.loads(data)
-            except ValueError:
+            except (ValueError, RecursionError):
                 return response.status, None
 
         answer: tuple[int, Any] = self._with_retries(url, once)

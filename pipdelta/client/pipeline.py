@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,15 +15,15 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 
 from pipdelta.apply.applier import apply_patch
 from pipdelta.apply.sources import OldContent, WheelSource
-from pipdelta.client import pipcache
+from pipdelta.client import locks, pipcache
 from pipdelta.client.cache import Cache
 from pipdelta.client.config import Settings
 from pipdelta.client.deltaindex import DeltaIndex, Goal, Offer, Start
 from pipdelta.client.environment import Environment, Installed
 from pipdelta.client.http import Http
-from pipdelta.client.install import install
+from pipdelta.client.install import confirm, install
 from pipdelta.client.plan import Planned, Request, plan
-from pipdelta.client.report import CHAIN, DELTA, FULL, Outcome
+from pipdelta.client.report import CHAIN, DELTA, DRY_RUN, FULL, NOTHING, Outcome, Report
 from pipdelta.client.sources import LocalSources
 from pipdelta.errors import PipdeltaError
 from pipdelta.format.patchfile import Target
@@ -52,8 +53,26 @@ def run(
     dry_run: bool = False,
     console: Console | None = None,
     warn: Warn | None = None,
-) -> list[Outcome]:
-    """Do what ``pip install`` would for ``request``, downloading patches instead of wheels where it pays."""
+) -> Report:
+    """Do what ``pip install`` would for ``request``, downloading patches instead of wheels where it pays.
+
+    The environment stays locked from the plan to the end of the install (a dry run changes nothing and
+    takes no lock), so two runs never interleave their pip runs on it.
+    """
+    with nullcontext() if dry_run else locks.environment(environment, settings.cache_dir):
+        return _run(environment, request, settings, dry_run=dry_run, console=console, warn=warn)
+
+
+def _run(
+    environment: Environment,
+    request: Request,
+    settings: Settings,
+    *,
+    dry_run: bool,
+    console: Console | None,
+    warn: Warn | None,
+) -> Report:
+    """plan → query → check sources → fetch → rebuild and verify → install, under the lock ``run`` holds."""
     console = console or Console(stderr=True)
     warn = warn or (
         lambda line: console.print(f"[yellow]pipdelta: warning:[/] {line}", highlight=False, soft_wrap=True)
@@ -64,7 +83,7 @@ def run(
         planned = plan(environment, request)
         installed = listing.result()
     if not planned:
-        return []  # pip would install nothing: its second run would change nothing either
+        return Report([], NOTHING)  # pip would install nothing: its second run would change nothing either
     cache = Cache(settings.cache_dir)
     sources = LocalSources(environment, cache, installed, pip_cache.result())
     outcomes = {p.name: _outcome(p, installed.get(p.name)) for p in planned}
@@ -72,15 +91,15 @@ def run(
     jobs = _query(settings, http, planned, sources, outcomes, warn)
     jobs = [job for job in jobs if _open_source(job, sources, warn)]
     if dry_run:
-        return list(outcomes.values())
+        return Report(list(outcomes.values()), DRY_RUN)
     with tempfile.TemporaryDirectory(prefix="pipdelta-wheels-") as tmp:
         wheelhouse = Path(tmp)
         (wheelhouse / "files").mkdir()
         _fetch(http, jobs, settings.jobs, console, warn)
         rebuilt = [job for job in jobs if job.data and _rebuild(job, wheelhouse / "files", cache, warn)]
-        done = install(environment, request, wheelhouse if rebuilt else None, quiet=not console.is_terminal)
-    _reconcile(done, outcomes, {job.planned.name for job in rebuilt}, sources, cache)
-    return list(outcomes.values())
+        pip_run = install(environment, request, wheelhouse if rebuilt else None, quiet=not console.is_terminal)
+    _reconcile(pip_run.chosen, outcomes, {job.planned.name for job in rebuilt}, sources, cache)
+    return confirm(environment, list(outcomes.values()), pip_run.error)
 
 
 def _outcome(planned: Planned, installed: Installed | None) -> Outcome:
@@ -182,7 +201,7 @@ def _rebuild(job: Job, wheelhouse: Path, cache: Cache, warn: Warn) -> bool:
             for step, (patch, data) in enumerate(zip(job.patches, job.data, strict=True)):
                 last = step == len(job.patches) - 1
                 target = final if last else Target(patch.new.filename, patch.new.sha256, patch.new.size)
-                out = wheelhouse / job.planned.filename if last else Path(tmp, patch.new.filename)
+                out = wheelhouse / job.planned.filename if last else Path(tmp)  # named after its checked target
                 path = apply_patch(data, source, out, target=target)
                 source = WheelSource(path)
             cache.add(job.planned.filename, path.read_bytes(), job.planned.sha256)
@@ -210,6 +229,7 @@ def _reconcile(
         outcome = outcomes.get(p.name)
         if outcome is None:  # pip chose differently at install time than when planning
             outcomes[p.name] = outcome = Outcome(p.name, None, str(p.version), reason="chosen by pip at install time")
+        outcome.new = str(p.version)  # pip may have found a newer release since the plan
         local = p.url.startswith("file:")
         if p.name in rebuilt and not local:
             outcome.fall_back("pip took the index's copy instead of the rebuilt wheel")
@@ -217,4 +237,5 @@ def _reconcile(
         if outcome.method == FULL and size is not None and p.sha256 and cache.find(p.sha256) is None:
             data = sources.pip_wheel(size, p.sha256)
             if data is not None:
-                cache.add(p.filename, data, p.sha256)
+                with suppress(PipdeltaError):  # pip installed it: a cache that cannot take it costs only next time
+                    cache.add(p.filename, data, p.sha256)

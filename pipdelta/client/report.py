@@ -10,10 +10,13 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from pipdelta.errors import PipdeltaError
 
 DELTA, CHAIN, FULL = "delta", "chain", "full"
+#: a run's status: pip installed every package, some not, pip failed, nothing was to do, or only planned
+INSTALLED, INCOMPLETE, FAILED, NOTHING, DRY_RUN = "installed", "incomplete", "failed", "nothing to do", "dry run"
 
 
 @dataclass
@@ -28,6 +31,7 @@ class Outcome:
     full_size: int | None = None  # the wheel's size, when the delta index knows it
     downloaded: int | None = None  # bytes fetched for it (patches, and the wheel when pip fetched it)
     source: str | None = None  # where the old bytes came from
+    installed: bool = False  # the environment has ``new`` now (checked after pip's run, never assumed)
 
     @property
     def saved(self) -> int | None:
@@ -41,9 +45,19 @@ class Outcome:
         self.downloaded = wasted + self.full_size if self.full_size is not None else None
 
 
+@dataclass
+class Report:
+    """A run's outcomes, its status, and the error that made it fail (pip's, in one line), if any."""
+
+    outcomes: list[Outcome]
+    status: str
+    error: PipdeltaError | None = None
+
+
 @dataclass(frozen=True)
 class Totals:
     packages: int
+    installed: int
     patched: int
     full: int
     full_size: int
@@ -59,6 +73,7 @@ def totals(outcomes: Sequence[Outcome]) -> Totals:
     known = [o for o in outcomes if o.full_size is not None and o.downloaded is not None]
     return Totals(
         packages=len(outcomes),
+        installed=sum(o.installed for o in outcomes),
         patched=sum(o.method != FULL for o in outcomes),
         full=sum(o.method == FULL for o in outcomes),
         full_size=sum(o.full_size or 0 for o in known),
@@ -66,14 +81,16 @@ def totals(outcomes: Sequence[Outcome]) -> Totals:
     )
 
 
-def table(outcomes: Sequence[Outcome], *, title: str = "pipdelta") -> Table:
+def table(outcomes: Sequence[Outcome], *, title: str = "pipdelta", planned_only: bool = False) -> Table:
     grid = Table(title=title, title_justify="left")
     for column in ("package", "old → new", "full", "downloaded", "saved", "how"):
         grid.add_column(column, justify="right" if column in ("full", "downloaded", "saved") else "left")
     for o in outcomes:
-        how = o.method if o.method != FULL else f"full: {o.reason}" if o.reason else FULL
+        how: str | Text = o.method if o.method != FULL else f"full: {o.reason}" if o.reason else FULL
         if o.source:
             how += f" (from {o.source})"
+        if not o.installed and not planned_only:
+            how = Text.assemble(("NOT INSTALLED", "bold red"), f" ({how})")
         saved = o.saved
         grid.add_row(
             o.name,
@@ -90,7 +107,8 @@ def table(outcomes: Sequence[Outcome], *, title: str = "pipdelta") -> Table:
     grid.add_section()
     grid.add_row(
         f"{t.packages} packages",
-        f"{t.patched} patched, {t.full} full",
+        f"{t.patched} patched, {t.full} full"
+        + ("" if planned_only or t.installed == t.packages else f", {t.packages - t.installed} not installed"),
         _size(t.full_size),
         _size(t.downloaded),
         f"{_size(t.saved)}{share}",
@@ -99,22 +117,24 @@ def table(outcomes: Sequence[Outcome], *, title: str = "pipdelta") -> Table:
     return grid
 
 
-def show(outcomes: Sequence[Outcome], console: Console, *, title: str = "pipdelta") -> None:
-    console.print(table(outcomes, title=title))
+def show(report: Report, console: Console, *, title: str = "pipdelta") -> None:
+    console.print(table(report.outcomes, title=title, planned_only=report.status == DRY_RUN))
 
 
-def to_json(outcomes: Sequence[Outcome], *, dry_run: bool) -> dict[str, Any]:
-    t = totals(outcomes)
+def to_json(report: Report) -> dict[str, Any]:
+    t = totals(report.outcomes)
     return {
-        "dry_run": dry_run,
-        "packages": [{**asdict(o), "saved": o.saved} for o in outcomes],
+        "status": report.status,
+        "error": None if report.error is None else str(report.error),
+        "dry_run": report.status == DRY_RUN,
+        "packages": [{**asdict(o), "saved": o.saved} for o in report.outcomes],
         "totals": {**asdict(t), "saved": t.saved},
     }
 
 
-def write_json(path: Path, outcomes: Sequence[Outcome], *, dry_run: bool) -> None:
+def write_json(path: Path, report: Report) -> None:
     try:
-        path.write_text(json.dumps(to_json(outcomes, dry_run=dry_run), indent=2) + "\n", encoding="utf-8")
+        path.write_text(json.dumps(to_json(report), indent=2) + "\n", encoding="utf-8")
     except OSError as exc:
         raise PipdeltaError(f"cannot write the report to {path}: {exc.strerror}") from None
 

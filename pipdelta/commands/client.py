@@ -26,20 +26,22 @@ def _run(args: argparse.Namespace, requirements: list[str], files: list[Path], u
         if not path.is_file():
             raise UsageError(f"requirements file {path} does not exist")
     console = Console(stderr=True)
-    outcomes = pipeline.run(
+    result = pipeline.run(
         Environment.of(args.python),
         Request(tuple(requirements), tuple(files), upgrade, args.no_deps),
         settings,
         dry_run=args.dry_run,
         console=console,
     )
-    if not outcomes:
+    if not result.outcomes:
         print("Nothing to do: pip would install nothing.")
     elif not args.quiet:
         title = "pipdelta plan (dry run: nothing downloaded or installed)" if args.dry_run else "pipdelta"
-        report.show(outcomes, Console(), title=title)
+        report.show(result, Console(), title=title)
     if args.json is not None:
-        report.write_json(args.json, outcomes, dry_run=args.dry_run)
+        report.write_json(args.json, result)
+    if result.error is not None:
+        raise result.error  # after the report: it says what pip installed and what it did not
     return 0
 
 

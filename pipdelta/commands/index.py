@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import dataclasses
 import importlib
 import logging
 import re
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipdelta.errors import PipdeltaError
+from pipdelta.make.limits import DEFAULT_LIMITS, SizeLimits
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -23,6 +25,28 @@ def size(text: str) -> int:
     if not found:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 8G or 512M)")
     return int(float(found[1]) * _UNITS[found[2].upper()])
+
+
+def _limits(args: argparse.Namespace) -> SizeLimits:
+    return SizeLimits(member=args.max_member_size, total=args.max_total_size)
+
+
+def _add_limits(parser: argparse.ArgumentParser) -> None:
+    """``--max-member-size`` and ``--max-total-size``: what one delta job may inflate (docs/INDEX.md)."""
+    parser.add_argument(
+        "--max-member-size",
+        type=size,
+        default=DEFAULT_LIMITS.member,
+        metavar="SIZE",
+        help=f"skip a delta whose wheels hold a larger member, uncompressed (default {DEFAULT_LIMITS.member >> 30}G)",
+    )
+    parser.add_argument(
+        "--max-total-size",
+        type=size,
+        default=DEFAULT_LIMITS.total,
+        metavar="SIZE",
+        help=f"skip a delta whose two wheels hold more, uncompressed (default {DEFAULT_LIMITS.total >> 30}G)",
+    )
 
 
 def _primary_url(template: str | None) -> Callable[[str], str | None] | None:
@@ -74,6 +98,7 @@ def _build(args: argparse.Namespace) -> int:
             progress=not args.quiet and sys.stderr.isatty(),
             primary_url=_primary_url(args.primary_url),
             memory=args.memory,
+            limits=_limits(args),
         )
     finally:
         if executor is not None:
@@ -84,9 +109,10 @@ def _build(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from pipdelta.index.policy import Policy
-    from pipdelta.server.app import IndexApp
+    from pipdelta.server import run
+    from pipdelta.server.app import WORK, WORK_PER_CLIENT, IndexApp
     from pipdelta.server.catalog import Catalog, StaticCatalog
-    from pipdelta.server.run import serve
+    from pipdelta.server.gate import Gate
     from pipdelta.server.stats import Stats
 
     _warnings_to_stderr()
@@ -98,13 +124,22 @@ def _serve(args: argparse.Namespace) -> int:
 
         if args.cache is None or args.index_dir is not None:
             raise PipdeltaError("with --upstream, give --cache DIR (and no INDEX_DIR): deltas are made there")
-        catalog = OnDemandCatalog(args.upstream, args.cache, wait=args.build_wait, jobs=args.jobs, stats=stats)
+        catalog = OnDemandCatalog(
+            args.upstream, args.cache, wait=args.build_wait, jobs=args.jobs, stats=stats, limits=_limits(args)
+        )
     else:
         if args.index_dir is None or not args.index_dir.is_dir():
             raise PipdeltaError("give the INDEX_DIR that `pipdelta index build` made (or --upstream and --cache)")
         catalog = StaticCatalog(args.index_dir)
     try:
-        serve(IndexApp(catalog, policy, base_url=args.base_url, stats=stats), args.host, args.port, args.threads)
+        gate = Gate(args.max_queries or WORK, args.client_queries or WORK_PER_CLIENT)
+        connections = dataclasses.replace(
+            run.DEFAULT_LIMITS,
+            per_client=args.client_connections or run.DEFAULT_LIMITS.per_client,
+            timeout=args.timeout or run.DEFAULT_LIMITS.timeout,
+        )
+        app = IndexApp(catalog, policy, base_url=args.base_url, stats=stats, gate=gate)
+        run.serve(app, args.host, args.port, args.threads, connections)
     finally:
         catalog.close()
     return 0
@@ -123,6 +158,7 @@ def register(commands: Any) -> None:
     build.add_argument("--memory", type=size, default=None, help="memory the jobs may take together (default 3/4 RAM)")
     build.add_argument("--primary-url", metavar="TEMPLATE", help="wheel URL on the primary index, with {filename}")
     build.add_argument("--executor", metavar="MODULE:FACTORY", help="run jobs on the Executor this callable returns")
+    _add_limits(build)
     build.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     build.set_defaults(handler=_build)
 
@@ -133,6 +169,15 @@ def register(commands: Any) -> None:
     serve.add_argument("--targets", type=Path, metavar="FILE", help="target-version policy (TOML, docs/INDEX.md)")
     serve.add_argument("--base-url", metavar="URL", help="public URL of the index, when behind a proxy")
     serve.add_argument("--threads", type=int, default=8, help="requests served at once")
+    serve.add_argument("--max-queries", type=int, metavar="N", help="queries at once (default 6)")
+    serve.add_argument("--client-queries", type=int, metavar="N", help="queries at once per client address (default 4)")
+    serve.add_argument(
+        "--client-connections",
+        type=int,
+        metavar="N",
+        help="connections per client address (default 64; raise it behind a reverse proxy, whose address all share)",
+    )
+    serve.add_argument("--timeout", type=float, metavar="S", help="seconds a request may take to arrive (default 15)")
     serve.add_argument("--upstream", metavar="SIMPLE_INDEX_URL", help="make missing deltas from this index's wheels")
     serve.add_argument("--cache", type=Path, metavar="DIR", help="where on-demand wheels and deltas are kept")
     serve.add_argument(
@@ -143,4 +188,5 @@ def register(commands: Any) -> None:
         help="how long a query waits for an on-demand delta before answering 'full'",
     )
     serve.add_argument("-j", "--jobs", type=int, default=None, help="on-demand deltas made at once")
+    _add_limits(serve)
     serve.set_defaults(handler=_serve)

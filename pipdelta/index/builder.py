@@ -23,9 +23,14 @@ from pipdelta.index.plan import Job, plan
 from pipdelta.index.progress import Progress
 from pipdelta.index.schedule import Call, Scheduler
 from pipdelta.index.state import BuildState
+from pipdelta.locking import exclusive
+from pipdelta.make.limits import DEFAULT_LIMITS, SizeLimits
 
 log = logging.getLogger(__name__)
 SAVE_EVERY = 30.0  # seconds between saves of the state file during a long build
+LOCK_FILE = "build.lock"
+# A second builder on one INDEX_DIR waits this long for the first to finish, then stops with an error.
+LOCK_WAIT = 2.0
 
 
 @dataclass
@@ -37,6 +42,7 @@ class BuildSummary:
     made: int = 0
     reused: int = 0
     too_large: int = 0
+    refused: int = 0  # over the size limits (--max-member-size, --max-total-size): clients download in full
     failed: int = 0
     input_bytes: int = 0  # old + new wheel bytes of the deltas made (or tried) in this run
     target_bytes: int = 0  # new wheel bytes of the deltas made
@@ -59,7 +65,8 @@ class BuildSummary:
         return (
             f"{self.wheels} wheels in {self.projects} projects; {self.made} deltas made "
             f"({self.patch_bytes:,} bytes, {self.ratio:.1%} of their targets), {self.reused} reused, "
-            f"{self.too_large} not worth it, {self.failed} failed; {self.seconds:.1f} s, "
+            f"{self.too_large} not worth it, {self.refused} over the size limits, {self.failed} failed; "
+            f"{self.seconds:.1f} s, "
             f"{self.mb_per_second:.1f} MB/s of input, peak job memory {self.peak_job_memory / 2**20:,.0f} MiB"
         )
 
@@ -146,6 +153,8 @@ def build_index(
     progress: bool = False,
     primary_url: Callable[[str], str | None] | None = None,
     memory: int | None = None,
+    limits: SizeLimits = DEFAULT_LIMITS,
+    lock_wait: float = LOCK_WAIT,
 ) -> BuildSummary:
     """Make or update the delta index ``out`` for the wheels under ``source``.
 
@@ -155,6 +164,9 @@ def build_index(
     ``Client.get_executor()``; its workers must see ``source`` and ``out`` at the same paths).
     ``memory``: bytes the jobs in flight may take together by estimate (default: 3/4 of RAM with the
     local pool, unbounded with a given executor). ``primary_url(filename)``: a wheel's URL on the primary index.
+    ``limits``: uncompressed bytes one job may hold; a pair over them is skipped (its clients download in full).
+    One builder at a time per ``out``: another waits ``lock_wait`` seconds for it, then raises
+    :class:`pipdelta.locking.Busy`.
     """
     if not source.is_dir():
         raise PipdeltaError(f"{source} is not a folder of wheels")
@@ -164,38 +176,40 @@ def build_index(
         raise PipdeltaError("keep must be at least 1")
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    state = BuildState.load(out)
-    wheels, warnings = scan(source, state.hashes, primary_url)
-    state.hashes.keep([w.path for w in wheels])
-    summary = BuildSummary(wheels=len(wheels), warnings=warnings)
-    by_group = groups(wheels)
-    by_name: dict[NormalizedName, list[MirrorWheel]] = {}
-    for (name, _), members in by_group.items():
-        by_name.setdefault(name, []).extend(members)
-    projects = {name: _Project(out, name, members) for name, members in by_name.items()}
-    summary.projects = len(projects)
+    # Two builders on one folder would delete each other's temporary files and publish each other's half.
+    with exclusive(out / files.STATE_DIR / LOCK_FILE, wait=lock_wait, what=f"the delta index {out}"):
+        state = BuildState.load(out)
+        wheels, warnings = scan(source, state.hashes, primary_url)
+        state.hashes.keep([w.path for w in wheels])
+        summary = BuildSummary(wheels=len(wheels), warnings=warnings)
+        by_group = groups(wheels)
+        by_name: dict[NormalizedName, list[MirrorWheel]] = {}
+        for (name, _), members in by_group.items():
+            by_name.setdefault(name, []).extend(members)
+        projects = {name: _Project(out, name, members) for name, members in by_name.items()}
+        summary.projects = len(projects)
 
-    todo = _todo(plan(by_group, keep), projects, state, max_ratio, summary)
-    slots = jobs or os.cpu_count() or 1
-    budget = memory if memory is not None else (None if executor else _default_budget())
-    last_save = time.monotonic()
-    try:
-        with Progress(len(todo), enabled=progress) as bar, _executor(executor, slots) as pool:
-            scheduler: Scheduler[Job, JobResult] = Scheduler(pool, slots, budget)
-            for job, future in scheduler.run(todo, _work(out, max_ratio), lambda j: j.memory):
-                project = projects[job.project]
-                _record(summary, state, project, job, _result(job, future))
-                bar.advance(job.new.entry.filename)
-                project.waiting -= 1
-                if not project.waiting:
-                    project.publish()
-                if time.monotonic() - last_save > SAVE_EVERY:
-                    state.save(out)
-                    last_save = time.monotonic()
-        files.write_json(out / files.ROOT_FILE, files.root_json(list(projects)))
-        _forget_gone(out, set(projects))
-    finally:
-        state.save(out)  # even when stopped: what was learnt about skipped deltas and hashes is kept
+        todo = _todo(plan(by_group, keep), projects, state, max_ratio, summary)
+        slots = jobs or os.cpu_count() or 1
+        budget = memory if memory is not None else (None if executor else _default_budget())
+        last_save = time.monotonic()
+        try:
+            with Progress(len(todo), enabled=progress) as bar, _executor(executor, slots) as pool:
+                scheduler: Scheduler[Job, JobResult] = Scheduler(pool, slots, budget)
+                for job, future in scheduler.run(todo, _work(out, max_ratio, limits), lambda j: j.memory):
+                    project = projects[job.project]
+                    _record(summary, state, project, job, _result(job, future))
+                    bar.advance(job.new.entry.filename)
+                    project.waiting -= 1
+                    if not project.waiting:
+                        project.publish()
+                    if time.monotonic() - last_save > SAVE_EVERY:
+                        state.save(out)
+                        last_save = time.monotonic()
+            files.write_json(out / files.ROOT_FILE, files.root_json(list(projects)))
+            _forget_gone(out, set(projects))
+        finally:
+            state.save(out)  # even when stopped: what was learnt about skipped deltas and hashes is kept
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -232,10 +246,10 @@ def _forget_gone(out: Path, projects: set[NormalizedName]) -> None:
             listed.unlink()
 
 
-def _work(out: Path, max_ratio: float) -> Callable[[Job], Call[JobResult]]:
+def _work(out: Path, max_ratio: float, limits: SizeLimits) -> Callable[[Job], Call[JobResult]]:
     def work(job: Job) -> Call[JobResult]:
         target = files.patch_path(out, job.project, job.patch_name)
-        return make_delta, (job.old.path, job.new.path, target, max_ratio)
+        return make_delta, (job.old.path, job.new.path, target, max_ratio, limits)
 
     return work
 
@@ -263,12 +277,19 @@ def _record(summary: BuildSummary, state: BuildState, project: _Project, job: Jo
         summary.target_bytes += job.new.entry.size
         return
     reason = result.reason or "no patch"
+    if result.refused:  # not remembered: with other limits, a later run makes it
+        summary.refused += 1
+        _warn(summary, f"skipped the delta {job.old.entry.filename} -> {job.new.entry.filename}: {reason}")
+        return
     if not result.retry:
         state.skipped[BuildState.pair(job.old.entry.sha256, job.new.entry.sha256)] = reason
     if result.failed:
         summary.failed += 1
-        message = f"could not make the delta {job.old.entry.filename} -> {job.new.entry.filename}: {reason}"
-        summary.warnings.append(message)
-        log.warning(message)
+        _warn(summary, f"could not make the delta {job.old.entry.filename} -> {job.new.entry.filename}: {reason}")
     else:
         summary.too_large += 1
+
+
+def _warn(summary: BuildSummary, message: str) -> None:
+    summary.warnings.append(message)
+    log.warning(message)

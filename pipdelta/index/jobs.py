@@ -13,6 +13,7 @@ from pathlib import Path
 from pipdelta.errors import PipdeltaError
 from pipdelta.format.patchfile import VERSION, read_patch
 from pipdelta.index.model import DeltaEntry, WheelEntry
+from pipdelta.make.limits import DEFAULT_LIMITS, SizeLimits, TooLarge
 from pipdelta.make.maker import make_patch
 
 
@@ -43,6 +44,7 @@ class JobResult:
     peak_memory: int
     failed: bool = False
     retry: bool = False  # the failure was of this run (disk, executor), not of these wheels
+    refused: bool = False  # the wheels hold more than the size limits: nothing was inflated or diffed
 
 
 def inspect(path: Path) -> PatchFacts:
@@ -59,19 +61,24 @@ def too_large(size: int, target_size: int, max_ratio: float) -> str | None:
     return None
 
 
-def make_delta(old: Path, new: Path, out: Path, max_ratio: float) -> JobResult:
-    """Make ``out`` from ``old`` to ``new``; a patch over ``max_ratio`` of the new wheel is deleted."""
+def make_delta(old: Path, new: Path, out: Path, max_ratio: float, limits: SizeLimits = DEFAULT_LIMITS) -> JobResult:
+    """Make ``out`` from ``old`` to ``new``; a patch over ``max_ratio`` of the new wheel is deleted.
+
+    Wheels whose content is over ``limits`` are refused from their declared sizes, before any is inflated.
+    """
     _reset_peak()
     start = time.perf_counter()
     facts, reason, failed, retry = None, None, False, False
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        report = make_patch(old, new, out)
+        report = make_patch(old, new, out, limits=limits)
         reason = too_large(report.patch_size, report.new_size, max_ratio)
         if reason:
             out.unlink()
         else:
             facts = inspect(out)
+    except TooLarge as exc:
+        return JobResult(None, str(exc), time.perf_counter() - start, _peak(), refused=True)
     except PipdeltaError as exc:
         reason, failed = str(exc), True
     except OSError as exc:

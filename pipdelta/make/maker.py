@@ -31,6 +31,7 @@ from pipdelta.format.ziplayout import STORED
 from pipdelta.format.ziplayout import Member as ZipMember
 from pipdelta.make.bounded import Background
 from pipdelta.make.divination import Diviner
+from pipdelta.make.limits import DEFAULT_LIMITS, Budget, SizeLimits
 
 DIFFERS = ("auto", "bsdiff4", "zstd")
 # bsdiff4's suffix sort needs about 17 bytes per byte of old blob; above this it is not attempted.
@@ -111,7 +112,12 @@ def _sources(old: WheelFile) -> tuple[list[Source], list[bytes], list[bytes]]:
 
 
 def _in_blob(
-    sources: list[Source], contents: list[bytes], inners: dict[int, int], ops: list[Op], diviner: Diviner
+    sources: list[Source],
+    contents: list[bytes],
+    inners: dict[int, int],
+    ops: list[Op],
+    diviner: Diviner,
+    budget: Budget,
 ) -> list[Source]:
     """Only content no new member repeats enters the blob (a diff rarely reads a file that did not change);
     gzip files there enter uncompressed when a recipe re-creates them. ``inners``: gzip sources a new gzip
@@ -120,24 +126,32 @@ def _in_blob(
     return [
         replace(source, in_blob=False, gz_size=inners.get(k))
         if k in repeated
-        else replace(source, gz_size=_gzip_size(content, diviner))
+        else replace(source, gz_size=_gzip_size(content, diviner, budget))
         for k, (source, content) in enumerate(zip(sources, contents, strict=True))
     ]
 
 
-def _gzip_contents(sources: list[Source], contents: list[bytes]) -> dict[bytes, tuple[int, int]]:
+def _gunzip(content: bytes, budget: Budget) -> tuple[int, bytes] | None:
+    """``(header length, content)`` of a gzip file, if it is one that expands within the job's limits."""
+    found = gzmember.split(content, budget.gzip_limit(content))
+    if found is not None:
+        budget.take(len(found[1]), "a gzip file")
+    return found
+
+
+def _gzip_contents(sources: list[Source], contents: list[bytes], budget: Budget) -> dict[bytes, tuple[int, int]]:
     """For each gzip source, sha256 of its uncompressed content -> (source index, size)."""
     found = {}
     for k, (source, content) in enumerate(zip(sources, contents, strict=True)):
-        split = gzmember.split(content, 64 * len(content) + (1 << 20)) if source.name.endswith(".gz") else None
+        split = _gunzip(content, budget) if source.name.endswith(".gz") else None
         if split is not None:
             found[hashlib.sha256(split[1]).digest()] = (k, len(split[1]))
     return found
 
 
-def _gzip_split(content: bytes, diviner: Diviner) -> tuple[int, bytes, Recipe] | None:
+def _gzip_split(content: bytes, diviner: Diviner, budget: Budget) -> tuple[int, bytes, Recipe] | None:
     """A gzip file whose deflate stream some recipe re-creates: (header length, content, recipe)."""
-    found = gzmember.split(content, 64 * len(content) + (1 << 20))
+    found = _gunzip(content, budget)
     if found is None:
         return None
     start, inner = found
@@ -145,17 +159,22 @@ def _gzip_split(content: bytes, diviner: Diviner) -> tuple[int, bytes, Recipe] |
     return None if recipe is None else (start, inner, recipe)
 
 
-def _gzip_size(content: bytes, diviner: Diviner) -> int | None:
-    found = _gzip_split(content, diviner)
+def _gzip_size(content: bytes, diviner: Diviner, budget: Budget) -> int | None:
+    found = _gzip_split(content, diviner, budget)
     return None if found is None else len(found[1])
 
 
-def describe(old: WheelFile, new: WheelFile) -> tuple[list[Source], list[bytes], list[bytes], _Target, MakeReport]:
-    """The sources (with content and compressed bytes) and the target, each member tied to one or the other."""
+def describe(
+    old: WheelFile, new: WheelFile, budget: Budget
+) -> tuple[list[Source], list[bytes], list[bytes], _Target, MakeReport]:
+    """The sources (with content and compressed bytes) and the target, each member tied to one or the other.
+
+    ``budget`` must already hold the members' declared sizes; gzip files expand only within what it has left.
+    """
     diviner = Diviner()
     sources, contents, raws = _sources(old)
     by_hash = {hashlib.sha256(c).digest(): k for k, c in enumerate(contents)}
-    old_inners, inners = _gzip_contents(sources, contents), {}
+    old_inners, inners = _gzip_contents(sources, contents, budget), {}
     report = MakeReport(old.filename, new.filename, len(new.data))
     target = _Target()
     directory = new.layout.directory_offset
@@ -188,7 +207,7 @@ def describe(old: WheelFile, new: WheelFile) -> tuple[list[Source], list[bytes],
                 target.member(Raw(len(compressed)), Placed(member.data_offset, 0, 0, 0, 0), compressed)
         elif known is not None:
             target.member(Member(recipe, source=known, header=header, check=check), placed)
-        elif (gz := _gzip_split(content, diviner)) is not None:
+        elif (gz := _gzip_split(content, diviner, budget)) is not None:
             start, inner, gz_recipe = gz
             same = old_inners.get(hashlib.sha256(inner).digest())
             if same is not None:  # only the gzip header changed (botocore's models: the mtime)
@@ -200,7 +219,7 @@ def describe(old: WheelFile, new: WheelFile) -> tuple[list[Source], list[bytes],
                 target.member(op, placed, content[:start], inner)
         else:
             target.member(Member(recipe, len(content), header=header, check=check), placed, content)
-    sources = _in_blob(sources, contents, inners, target.ops, diviner)
+    sources = _in_blob(sources, contents, inners, target.ops, diviner, budget)
     report.recipes = dict(diviner.found)
     return sources, contents, raws, target, report
 
@@ -227,11 +246,23 @@ def _payload(differ: str, source_blob: bytes, target_blob: bytes, seconds: float
 
 
 def make_patch(
-    old_path: Path, new_path: Path, out_path: Path, *, differ: str = "auto", bsdiff_seconds: float = 600
+    old_path: Path,
+    new_path: Path,
+    out_path: Path,
+    *,
+    differ: str = "auto",
+    bsdiff_seconds: float = 600,
+    limits: SizeLimits = DEFAULT_LIMITS,
 ) -> MakeReport:
-    """Write a patch that turns ``old_path`` into ``new_path`` byte for byte, checked by applying it."""
+    """Write a patch that turns ``old_path`` into ``new_path`` byte for byte, checked by applying it.
+
+    Wheels holding more content than ``limits`` allow are refused (:class:`TooLarge`) before any is inflated.
+    """
     old, new = WheelFile.read(old_path), WheelFile.read(new_path)
-    sources, contents, raws, target, report = describe(old, new)
+    budget = Budget(limits, len(new.data))
+    budget.declared(old)
+    budget.declared(new)
+    sources, contents, raws, target, report = describe(old, new, budget)
     source_blob = blob.build(sources, contents)
     target_blob = target.blob(new.data)
     best = _payload(differ, source_blob, target_blob, bsdiff_seconds)

@@ -18,7 +18,7 @@ from pipdelta.index.model import API_VERSION, CONTENT_TYPE, DeltaEntry, IndexFor
 from pipdelta.index.policy import Policy
 from pipdelta.index.query import MAX_BODY, Installed, Query
 from pipdelta.server.catalog import Catalog
-from pipdelta.server.gate import Busy, Gate
+from pipdelta.server.gate import Full, Gate
 from pipdelta.server.logs import JsonLog
 from pipdelta.server.static import StaticFile, resolve
 from pipdelta.server.stats import Stats
@@ -101,7 +101,7 @@ class IndexApp:
             try:
                 with self.gate.enter(environ.get("REMOTE_ADDR", "")):
                     answer = self.query(environ)
-            except Busy as exc:
+            except Full as exc:
                 raise HttpError("503 Service Unavailable", f"{exc}; try again", [("Retry-After", "1")]) from None
             return "200 OK", [("Content-Type", CONTENT_TYPE)], [_json(answer)]
         if method not in ("GET", "HEAD"):

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 
-class Busy(Exception):
+class Full(Exception):
     """The gate is full (for everyone, or for this client): try again in a moment."""
 
 
@@ -25,9 +25,9 @@ class Gate:
     def enter(self, client: str) -> Iterator[None]:
         with self._lock:
             if self._held.total() >= self.total:
-                raise Busy("the server is busy with other queries")
+                raise Full("the server is busy with other queries")
             if self._held[client] >= self.per_client:
-                raise Busy(f"at most {self.per_client} queries at once per client")
+                raise Full(f"at most {self.per_client} queries at once per client")
             self._held[client] += 1
         try:
             yield

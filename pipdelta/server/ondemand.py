@@ -16,6 +16,7 @@ from pipdelta.errors import PipdeltaError
 from pipdelta.index import files
 from pipdelta.index.jobs import exit_with_parent, make_delta
 from pipdelta.index.model import PROJECT_FILE, DeltaEntry, IndexFormatError, ProjectIndex, WheelEntry, WheelKey
+from pipdelta.make.limits import DEFAULT_LIMITS, SizeLimits
 from pipdelta.server.stats import Stats
 from pipdelta.server.upstream import SimpleIndex, UpstreamFile
 
@@ -40,8 +41,10 @@ class OnDemandCatalog:
         ttl: float = 60.0,
         max_ratio: float = 0.5,
         stats: Stats | None = None,
+        limits: SizeLimits = DEFAULT_LIMITS,
     ) -> None:
         self.root = cache
+        self.limits = limits  # what one job may inflate, as for `pipdelta index build`
         self.upstream = SimpleIndex(upstream)
         self.wait, self.ttl, self.max_ratio = wait, ttl, max_ratio
         self.stats = stats or Stats()
@@ -156,7 +159,7 @@ class OnDemandCatalog:
         old_path, new_path = self._fetch(name, old), self._fetch(name, new)
         patch_name = files.patch_name(old.filename, new.key)
         patch = files.patch_path(self.root, name, patch_name)
-        result = self._processes.submit(make_delta, old_path, new_path, patch, self.max_ratio).result()
+        result = self._processes.submit(make_delta, old_path, new_path, patch, self.max_ratio, self.limits).result()
         if result.facts is None:
             log.info("no on-demand delta %s -> %s: %s", old.filename, new.filename, result.reason)
             return None

@@ -37,10 +37,20 @@ def _server(app: Any, host: str, port: int, threads: int, limits: Limits) -> Any
         cleanup_interval=limits.timeout / 4,
         # poll(), not select(): select() cannot watch more than 1,024 sockets.
         asyncore_use_poll=True,
-        connection_limit=limits.connections,
+        connection_limit=_connection_limit(limits.connections),
     )
     server.channel_class = functools.partial(admit, limits.per_client)
     return server
+
+
+def _connection_limit(wanted: int) -> int:
+    """``wanted``, or fewer when the process may not open enough files (a connection and the file it sends)."""
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit
+        return wanted
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return wanted if soft == resource.RLIM_INFINITY else max(16, min(wanted, (soft - 64) // 2))
 
 
 def serve(

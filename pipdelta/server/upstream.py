@@ -128,7 +128,7 @@ def _from_json(page: bytes, page_url: str) -> list[UpstreamFile]:
                 url = urllib.parse.urljoin(page_url, entry["url"])
                 out.append(UpstreamFile(entry["filename"], url, sha256.lower(), size if type(size) is int else None))
         return out
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise UpstreamError(f"upstream {page_url} is not a PEP 691 project page ({exc})") from None
 
 
