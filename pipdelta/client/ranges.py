@@ -76,6 +76,9 @@ class RangeClient:
             pending = [r for r in pending if r[0] not in got]
         out = []
         for start, length in ranges:
+            if length <= 0:
+                out.append(b"")
+                continue
             first = next(s for s, n in merged if s <= start and start + length <= s + n)
             out.append(got[first][start - first : start - first + length])
         return out
