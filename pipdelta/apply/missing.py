@@ -15,7 +15,7 @@ RangeFetcher = Callable[[Sequence[tuple[int, int]]], Sequence[bytes]]
 Piece = tuple[bytes, int, int] | None
 
 
-def wanted(header: PatchHeader, pieces: Sequence[Piece]) -> list[tuple[int, int]]:
+def _wanted(header: PatchHeader, pieces: Sequence[Piece]) -> list[tuple[int, int]]:
     """(op index, offset in the new wheel) of each member whose bytes were not made here exactly."""
     found, offset = [], 0
     for k, (op, piece) in enumerate(zip(header.ops, pieces, strict=True)):
@@ -27,7 +27,7 @@ def wanted(header: PatchHeader, pieces: Sequence[Piece]) -> list[tuple[int, int]
 
 def fill(header: PatchHeader, pieces: list[Piece], fetch: RangeFetcher | None) -> list[tuple[bytes, int, int]]:
     """``pieces`` with every member this machine could not re-create fetched from the new wheel and checked."""
-    missing = wanted(header, pieces)
+    missing = _wanted(header, pieces)
     if missing and fetch is None:
         raise EngineMismatch(_cannot(header, [k for k, _ in missing]))
     if missing and fetch is not None:
