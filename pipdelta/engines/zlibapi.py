@@ -26,7 +26,6 @@ ZLIBNG22 = "PIPDELTA_ZLIBNG22"
 CLASSIC = "PIPDELTA_ZLIB"
 _BLOCKS = (32 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20, 8 << 20, 16 << 20, 16 << 20, 32 << 20)
 _NO_FLUSH, _FINISH = 0, 4
-_LIBRARY_NAMES = ("libz.so", "libz.dylib", "libz.1.dylib", "zlib.dll")
 
 #: compress(data, level, mem_level, strategy) -> the raw deflate stream
 Compress = Callable[[bytes, int, int, int], bytes]
@@ -87,7 +86,7 @@ def _cmeel_zlib() -> str | None:
         files = metadata.distribution("cmeel-zlib").files or []
     except metadata.PackageNotFoundError:
         return None
-    found = [f for f in files if f.name.startswith(_LIBRARY_NAMES)]
+    found = [f for f in files if f.name.startswith("libz.") and (".so" in f.name or f.name.endswith(".dylib"))]
     return str(found[0].locate()) if found else None
 
 
