@@ -28,8 +28,7 @@ from typing import BinaryIO
 from rich.console import Console
 from rich.table import Table
 
-from pipdelta.client.wheelhouse import write_simple_index
-from pipdelta.demo.mirror import QuietHandler, Served
+from pipdelta.demo.mirror import QuietHandler, Served, write_simple_index
 from pipdelta.index.builder import build_index
 
 RATE = 20e6 / 8  # bytes per second

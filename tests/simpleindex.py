@@ -1,11 +1,14 @@
-"""A real simple index on 127.0.0.1 for the on-demand tests: PEP 691 JSON or PEP 503 HTML, counting downloads."""
+"""A real simple index on 127.0.0.1: PEP 691 JSON (with PEP 658 metadata) or bare PEP 503 HTML, counting downloads."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import html
 import json
+import re
 import threading
+import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,11 +21,25 @@ from packaging.utils import parse_wheel_filename
 class SimpleIndex:
     """The wheels of ``folder`` as ``/simple/<project>/`` pages and ``/files/<filename>`` downloads."""
 
-    def __init__(self, folder: Path, *, json_pages: bool, tamper: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        json_pages: bool,
+        tamper: tuple[str, ...] = (),
+        hashes: bool = True,
+        metadata: bool = False,
+        auth: str | None = None,
+    ) -> None:
         self.folder = folder
         self.json_pages = json_pages
         self.tamper = tamper  # files served with bytes that do not match their listed sha256
+        self.hashes = hashes  # False: a bare folder of files, no hashes (HTML pages only)
+        self.metadata = metadata  # PEP 658: each wheel's METADATA beside it, pinned on the page
+        self.auth = auth  # "user:password" this index demands (HTTP basic), or None
+        self.break_once: set[str] = set()  # files whose next download stops halfway (the connection drops)
         self.downloads: Counter[str] = Counter()
+        self.authorizations: list[str] = []
         self.lock = threading.Lock()
 
     def page(self, project: str) -> tuple[str, bytes] | None:
@@ -34,13 +51,32 @@ class SimpleIndex:
             body = {
                 "meta": {"api-version": "1.1"},
                 "name": project,
-                "files": [
-                    {"filename": n, "url": f"../../files/{n}", "hashes": {"sha256": h}, "size": s} for n, h, s in files
-                ],
+                "versions": sorted({n.split("-")[1] for n, _, _ in files}),
+                "files": [self._entry(n, h, s) for n, h, s in files],
             }
             return "application/vnd.pypi.simple.v1+json", json.dumps(body).encode()
-        links = "".join(f'<a href="/files/{html.escape(n)}#sha256={h}">{html.escape(n)}</a>\n' for n, h, _ in files)
+        links = "".join(
+            f'<a href="/files/{html.escape(n)}{f"#sha256={h}" if self.hashes else ""}">{html.escape(n)}</a>\n'
+            for n, h, _ in files
+        )
         return "text/html", f"<!DOCTYPE html><html><body>{links}</body></html>".encode()
+
+    def _entry(self, name: str, sha256: str, size: int) -> dict[str, object]:
+        """One file as PyPI lists it, with every optional field a proxy must pass on."""
+        entry: dict[str, object] = {
+            "filename": name,
+            "url": f"../../files/{name}",
+            "hashes": {"sha256": sha256},
+            "size": size,
+            "requires-python": ">=3.8",
+            "upload-time": "2024-06-01T12:00:00.000000Z",
+            "yanked": name.split("-")[1] == "0.9" and "broken build",
+            "provenance": f"https://example.invalid/provenance/{name}",
+        }
+        if self.metadata:
+            pin = {"sha256": hashlib.sha256(_metadata(self.folder / name)).hexdigest()}
+            entry.update({"core-metadata": pin, "dist-info-metadata": pin})
+        return entry
 
     def file(self, name: str) -> bytes | None:
         path = self.folder / name
@@ -50,6 +86,15 @@ class SimpleIndex:
             self.downloads[name] += 1
         data = path.read_bytes()
         return data[:-1] + b"!" if name in self.tamper else data
+
+    def metadata_file(self, name: str) -> bytes | None:
+        path = self.folder / name
+        return _metadata(path) if self.metadata and "/" not in name and path.is_file() else None
+
+
+def _metadata(wheel: Path) -> bytes:
+    with zipfile.ZipFile(wheel) as archive:
+        return archive.read(next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA")))
 
 
 @contextmanager
@@ -68,21 +113,42 @@ def serving(index: SimpleIndex) -> Iterator[str]:
             self.end_headers()
 
         def do_GET(self) -> None:
+            if index.auth is not None:
+                given = self.headers.get("Authorization", "")
+                index.authorizations.append(given)
+                if given != "Basic " + base64.b64encode(index.auth.encode()).decode():
+                    self.send_error(401)
+                    return
             parts = [p for p in self.path.split("/") if p]
             found: tuple[str, bytes] | None = None
             if len(parts) == 2 and parts[0] == "simple":
                 found = index.page(parts[1])
+            elif len(parts) == 2 and parts[0] == "files" and parts[1].endswith(".metadata"):
+                data = index.metadata_file(parts[1].removesuffix(".metadata"))
+                found = None if data is None else ("application/octet-stream", data)
             elif len(parts) == 2 and parts[0] == "files":
                 data = index.file(parts[1])
                 found = None if data is None else ("application/octet-stream", data)
             if found is None:
                 self.send_error(404)
                 return
-            self.send_response(200)
+            body, start = found[1], 0
+            match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
+            if match and parts[0] == "files":
+                start = int(match.group(1))
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+            else:
+                self.send_response(200)
             self.send_header("Content-Type", found[0])
-            self.send_header("Content-Length", str(len(found[1])))
+            self.send_header("Content-Length", str(len(body) - start))
             self.end_headers()
-            self.wfile.write(found[1])
+            if parts[-1] in index.break_once:  # half the file, then the connection drops
+                index.break_once.discard(parts[-1])
+                self.wfile.write(body[start : start + len(body) // 2])
+                self.close_connection = True
+                return
+            self.wfile.write(body[start:])
 
         def log_message(self, format: str, *args: object) -> None:
             pass

@@ -83,6 +83,16 @@ class Cache:
                 raise CacheError(f"cannot write to the pipdelta cache {self.directory}: {exc.strerror}") from None
         return target
 
+    def keep(self, filename: str, path: str, sha256: str) -> Path:
+        """Move the verified wheel at ``path`` (a file on the cache's own disk) into the cache."""
+        target = self.wheels / sha256.lower() / filename
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+        except OSError as exc:
+            raise CacheError(f"cannot write to the pipdelta cache {self.directory}: {exc.strerror}") from None
+        return target
+
     def prune(self, keep: int) -> list[CachedWheel]:
         """Remove all but the ``keep`` newest versions of each project and tag set; returns what went."""
         groups: dict[tuple[NormalizedName, frozenset[str]], list[CachedWheel]] = {}

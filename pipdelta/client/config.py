@@ -19,7 +19,16 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-KEYS = {"index-url": str, "cache-dir": str, "timeout": float, "retries": int, "jobs": int}
+KEYS = {
+    "index-url": str,
+    "cache-dir": str,
+    "timeout": float,
+    "retries": int,
+    "jobs": int,
+    "prefer": str,
+    "deadline": float,
+}
+PREFER = ("time", "bytes")
 
 
 class ConfigError(PipdeltaError):
@@ -33,6 +42,8 @@ class Settings:
     timeout: float = 15.0
     retries: int = 2
     jobs: int = 4
+    prefer: str = "time"  # "bytes": always the smallest path, for metered links
+    deadline: float | None = None  # seconds a wheel request waits for its rebuild (default: as long as HTTP may take)
 
 
 def config_file(environ: Mapping[str, str] = os.environ) -> Path:
@@ -41,9 +52,15 @@ def config_file(environ: Mapping[str, str] = os.environ) -> Path:
     return Path(override) if override else Path(platformdirs.user_config_dir("pipdelta")) / "config.toml"
 
 
-def load(index_url: str | None = None, environ: Mapping[str, str] = os.environ) -> Settings:
-    """The settings in force; ``index_url`` (from ``--delta-index``) wins over everything else."""
-    values = _read(config_file(environ))
+def load(
+    index_url: str | None = None, environ: Mapping[str, str] = os.environ, *, prefer: str | None = None
+) -> Settings:
+    """The settings in force; ``index_url`` (``--delta-index``) and ``prefer`` win over everything else."""
+    path = config_file(environ)
+    values = _read(path)
+    chosen = prefer or values.get("prefer", Settings.prefer)
+    if chosen not in PREFER:
+        raise ConfigError(f"{path}: 'prefer' must be one of {', '.join(PREFER)}")
     url = index_url or environ.get("PIPDELTA_INDEX_URL") or values.get("index-url")
     cache = environ.get("PIPDELTA_CACHE_DIR") or values.get("cache-dir")
     return Settings(
@@ -52,6 +69,8 @@ def load(index_url: str | None = None, environ: Mapping[str, str] = os.environ) 
         timeout=values.get("timeout", Settings.timeout),
         retries=values.get("retries", Settings.retries),
         jobs=max(1, values.get("jobs", Settings.jobs)),
+        prefer=chosen,
+        deadline=values.get("deadline"),
     )
 
 

@@ -70,12 +70,19 @@ class Environment:
             raise PipFailed(f"cannot run {python}: no such interpreter")
         return cls(found)
 
-    def pip(self, args: Sequence[str], *, capture: bool = True, timeout: float | None = None) -> str:
+    def pip(
+        self,
+        args: Sequence[str],
+        *,
+        capture: bool = True,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> str:
         """Run pip on this environment with the user's own configuration (index, proxies, certificates).
 
         The pip is the one pipdelta depends on, aimed at the environment with ``pip --python``: a pip
         recent enough to resolve from PEP 658 metadata alone (older ones download every wheel during
-        ``--dry-run``), and the same pip for the plan and the install.
+        ``--dry-run``). ``env`` adds to (or overrides) the user's variables.
         """
         command = [sys.executable, "-m", "pip"]
         if os.path.abspath(self.python) != os.path.abspath(sys.executable):
@@ -87,7 +94,7 @@ class Environment:
                 stdout=subprocess.PIPE if capture else None,
                 stderr=subprocess.PIPE,
                 text=True,
-                env=pip_environment(os.environ),
+                env=pip_environment({**os.environ, **(env or {})}),
                 timeout=timeout,
                 check=False,
             )

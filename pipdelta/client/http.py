@@ -7,7 +7,7 @@ import json
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import urllib3
@@ -18,6 +18,8 @@ from pipdelta.errors import PipdeltaError
 
 USER_AGENT = f"pipdelta/{__version__}"
 MAX_JSON = 64 << 20  # no project's delta metadata comes near this
+# Redirects are followed (mirrors move pages and files); every other retry is this module's own, with backoff.
+_REDIRECTS = urllib3.Retry(total=None, connect=0, read=0, redirect=5, status=0, other=0, raise_on_redirect=False)
 
 
 class FetchError(PipdeltaError):
@@ -40,7 +42,8 @@ class Http:
         self.timeout = urllib3.Timeout(connect=min(timeout, 5.0), read=timeout)
         self.retries = retries
         self._proxies = urllib.request.getproxies()  # HTTPS_PROXY, HTTP_PROXY, NO_PROXY, as pip reads them
-        self._direct = urllib3.PoolManager(maxsize=8, headers={"User-Agent": USER_AGENT})
+        # Installers such as uv ask for many files at once; each host keeps up to 16 connections alive.
+        self._direct = urllib3.PoolManager(maxsize=16, headers={"User-Agent": USER_AGENT})
         self._proxied: dict[str, urllib3.ProxyManager] = {}
         self._lock = threading.Lock()
 
@@ -51,7 +54,7 @@ class Http:
             return self._direct
         with self._lock:
             if proxy not in self._proxied:
-                self._proxied[proxy] = urllib3.ProxyManager(proxy, maxsize=8, headers={"User-Agent": USER_AGENT})
+                self._proxied[proxy] = urllib3.ProxyManager(proxy, maxsize=16, headers={"User-Agent": USER_AGENT})
             return self._proxied[proxy]
 
     def get(
@@ -62,13 +65,29 @@ class Http:
         sha256: str | None = None,
         size: int | None = None,
         progress: Callable[[int], None] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> bytes:
         """The body at ``url``: at most ``limit`` bytes, and exactly ``size`` with ``sha256`` when given.
 
         Connection errors, 5xx answers and bodies cut short are retried with a short backoff.
         """
-        data: bytes = self._with_retries(url, lambda: self._get_once(url, limit, sha256, size, progress))
+        data: bytes = self._with_retries(url, lambda: self._get_once(url, limit, sha256, size, progress, headers))
         return data
+
+    def open(self, url: str, *, headers: Mapping[str, str] | None = None) -> urllib3.BaseHTTPResponse:
+        """A streaming ``GET`` answered 200 or 206 (the caller reads and releases it); retried like :meth:`get`."""
+
+        def once() -> urllib3.BaseHTTPResponse:
+            response = self._pool(url).request(
+                "GET", url, headers=_headers(headers), timeout=self.timeout, retries=_REDIRECTS, preload_content=False
+            )
+            if response.status not in (200, 206):
+                response.release_conn()
+                raise FetchError(f"{url} answered {response.status}", response.status, transient=response.status >= 500)
+            return response
+
+        answer: urllib3.BaseHTTPResponse = self._with_retries(url, once)
+        return answer
 
     def post_json(self, url: str, document: Any, *, limit: int = MAX_JSON) -> tuple[int, Any]:
         """POST ``document``; the status and the decoded JSON answer (None when the answer is not JSON)."""
@@ -98,6 +117,12 @@ class Http:
         answer: tuple[int, Any] = self._with_retries(url, once)
         return answer
 
+    def patience(self) -> float:
+        """The longest one :meth:`get` may take before it gives up: every try timed out, every backoff slept."""
+        read = self.timeout.read_timeout
+        tries = (read if isinstance(read, float | int) else 0.0) * (self.retries + 1)
+        return tries + sum(_backoff(attempt) for attempt in range(1, self.retries + 1))
+
     def _with_retries(self, url: str, once: Callable[[], Any]) -> Any:
         attempt = 0
         while True:
@@ -110,7 +135,7 @@ class Http:
                 if attempt >= self.retries:
                     raise FetchError(f"cannot download {url}: {_reason(exc)}", transient=True) from None
             attempt += 1
-            time.sleep(0.2 * 2**attempt)
+            time.sleep(_backoff(attempt))
 
     def _get_once(
         self,
@@ -119,9 +144,10 @@ class Http:
         sha256: str | None,
         size: int | None,
         progress: Callable[[int], None] | None,
+        headers: Mapping[str, str] | None,
     ) -> bytes:
         response = self._pool(url).request(
-            "GET", url, timeout=self.timeout, retries=False, preload_content=False, redirect=True
+            "GET", url, headers=_headers(headers), timeout=self.timeout, retries=_REDIRECTS, preload_content=False
         )
         try:
             if response.status != 200:
@@ -155,6 +181,14 @@ def _read(
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256.lower():
         raise FetchError(f"{url} does not have the sha256 the delta index pins")
     return bytes(data)
+
+
+def _backoff(attempt: int) -> float:
+    return 0.2 * 2.0**attempt
+
+
+def _headers(extra: Mapping[str, str] | None) -> dict[str, str]:
+    return {"User-Agent": USER_AGENT, **(extra or {})}
 
 
 def _reason(exc: Exception) -> str:

@@ -1,59 +1,112 @@
-"""Install with pip, in one run: the rebuilt wheels from a local folder, everything else as pip would."""
+"""Run the installer once (``pip install --report``) and read what it installed from its report."""
 
 from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
-from packaging.utils import canonicalize_name
+from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from pipdelta.client.environment import Environment, PipFailed
-from pipdelta.client.plan import PlanError, Planned, Request, parse_report
 from pipdelta.client.report import FAILED, INCOMPLETE, INSTALLED, Outcome, Report
-from pipdelta.client.wheelhouse import write_simple_index
 from pipdelta.errors import PipdeltaError
 
 
+class ReportError(PipdeltaError):
+    """pip's installation report is not what its documented format promises."""
+
+
 class InstallIncomplete(PipdeltaError):
-    """pip's install run succeeded, yet the environment lacks versions pip had planned (e.g. its index went away)."""
+    """pip's install run succeeded, yet the environment lacks versions pip had chosen (e.g. its index went away)."""
+
+
+@dataclass(frozen=True)
+class Installed:
+    """One distribution pip installed (or would install), as its report describes it."""
+
+    name: NormalizedName
+    version: Version
+    url: str
+
+    @property
+    def filename(self) -> str:
+        return unquote(urlsplit(self.url).path.rsplit("/", 1)[-1])
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the user asked pip for: requirement specifiers and files, whether to upgrade, whether with dependencies."""
+
+    requirements: tuple[str, ...] = ()
+    files: tuple[Path, ...] = ()
+    upgrade: bool = False
+    no_deps: bool = False
+
+    def pip_args(self) -> list[str]:
+        args = ["--upgrade"] if self.upgrade else []
+        if self.no_deps:
+            args.append("--no-deps")
+        for path in self.files:
+            args += ["-r", str(path)]
+        return [*args, *self.requirements]
 
 
 @dataclass(frozen=True)
 class PipRun:
     """What pip's install run chose (from its report; none when it failed), and how it failed."""
 
-    chosen: list[Planned]
+    chosen: list[Installed]
     error: PipFailed | None
 
 
-def install(environment: Environment, request: Request, wheelhouse: Path | None, *, quiet: bool) -> PipRun:
-    """Run ``pip install`` for ``request``; the wheels in ``wheelhouse/files`` are offered too.
+def install(
+    environment: Environment, request: Request, env: Mapping[str, str], *, dry_run: bool, quiet: bool
+) -> PipRun:
+    """Run ``pip install`` for ``request`` with ``env`` (the local index's URLs); what pip chose, in its order.
 
-    pip resolves exactly as it would have: same requirements, same configuration, plus the rebuilt wheels
-    as one more index, *last*, so that where its file equals the primary index's (same name, version,
-    tags and sha256) pip takes the local copy. A failed run is returned, not raised: what it changed is
-    for :func:`confirm` to find out.
+    A failed run is returned, not raised: what it changed is for :func:`confirm` to find out.
     """
     with tempfile.TemporaryDirectory(prefix="pipdelta-install-") as tmp:
         report = Path(tmp) / "report.json"
-        args = ["install", "--report", str(report)]
-        if wheelhouse is not None:
-            write_simple_index(sorted(wheelhouse.glob("files/*.whl")), wheelhouse)
-            args += ["--extra-index-url", (wheelhouse / "simple").as_uri()]
-        if quiet:
-            args.append("--quiet")
+        args = [
+            "install",
+            "--report",
+            str(report),
+            *(["--dry-run"] if dry_run else []),
+            *(["--quiet"] if quiet else []),
+        ]
         try:
-            environment.pip([*args, *request.pip_args()], capture=quiet)
+            environment.pip([*args, *request.pip_args()], capture=quiet, env=env)
         except PipFailed as exc:
             return PipRun([], exc)
         try:
             return PipRun(parse_report(json.loads(report.read_text(encoding="utf-8"))), None)
         except (OSError, ValueError) as exc:
-            raise PlanError(f"pip installed but wrote no readable report: {exc}") from None
+            raise ReportError(f"pip ran but wrote no readable installation report: {exc}") from None
+
+
+def parse_report(document: Any) -> list[Installed]:
+    """The ``install`` items of a pip installation report (format version 1)."""
+    if not isinstance(document, dict) or str(document.get("version", "")).split(".")[0] != "1":
+        raise ReportError("pip's installation report has an unknown version; upgrade pipdelta")
+    out = []
+    for item in document.get("install", []):
+        try:
+            metadata = item["metadata"]
+            out.append(
+                Installed(
+                    canonicalize_name(metadata["name"]), Version(metadata["version"]), item["download_info"]["url"]
+                )
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ReportError(f"pip's installation report has an item pipdelta cannot read ({exc!r})") from None
+    return out
 
 
 def confirm(environment: Environment, outcomes: Sequence[Outcome], error: PipFailed | None) -> Report:

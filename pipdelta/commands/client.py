@@ -1,4 +1,4 @@
-"""``pipdelta upgrade|install|cache|demo``: the client on the command line."""
+"""``pipdelta upgrade|install|run|proxy|cache|demo``: the client on the command line."""
 
 from __future__ import annotations
 
@@ -9,19 +9,26 @@ from typing import Any
 from pipdelta.errors import UsageError
 
 
-def _run(args: argparse.Namespace, requirements: list[str], files: list[Path], upgrade: bool) -> int:
-    from rich.console import Console
+def _settings(args: argparse.Namespace) -> Any:
+    from pipdelta.client import config
 
-    from pipdelta.client import config, pipeline, report
-    from pipdelta.client.environment import Environment
-    from pipdelta.client.plan import Request
-
-    settings = config.load(args.delta_index)
+    settings = config.load(args.delta_index, prefer=args.prefer)
     if settings.index_url is None:
         raise UsageError(
             "no delta index: pass --delta-index URL, set PIPDELTA_INDEX_URL, "
             f"or put index-url in {config.config_file()}"
         )
+    return settings
+
+
+def _run(args: argparse.Namespace, requirements: list[str], files: list[Path], upgrade: bool) -> int:
+    from rich.console import Console
+
+    from pipdelta.client import pipeline, report
+    from pipdelta.client.environment import Environment
+    from pipdelta.client.install import Request
+
+    settings = _settings(args)
     for path in files:
         if not path.is_file():
             raise UsageError(f"requirements file {path} does not exist")
@@ -31,7 +38,8 @@ def _run(args: argparse.Namespace, requirements: list[str], files: list[Path], u
         Request(tuple(requirements), tuple(files), upgrade, args.no_deps),
         settings,
         dry_run=args.dry_run,
-        console=console,
+        quiet=args.quiet or not console.is_terminal,
+        warn=lambda line: console.print(f"[yellow]pipdelta: warning:[/] {line}", highlight=False, soft_wrap=True),
     )
     if not result.outcomes:
         print("Nothing to do: pip would install nothing.")
@@ -42,6 +50,70 @@ def _run(args: argparse.Namespace, requirements: list[str], files: list[Path], u
         report.write_json(args.json, result)
     if result.error is not None:
         raise result.error  # after the report: it says what pip installed and what it did not
+    return 0
+
+
+def _command(args: argparse.Namespace) -> int:
+    import os
+    import subprocess
+
+    from rich.console import Console
+
+    from pipdelta.client import indexes, report
+    from pipdelta.client.environment import Environment
+    from pipdelta.proxy.local import local_index
+    from pipdelta.proxy.upstreams import Upstream
+
+    command = args.command_line[1:] if args.command_line[:1] == ["--"] else args.command_line
+    if not command:
+        raise UsageError("nothing to run: pipdelta run [options] -- COMMAND...")
+    settings = _settings(args)
+    environment = Environment.of(args.python)
+    configured = indexes.with_uv(indexes.from_pip(environment), os.environ)
+    with local_index([Upstream.parse(u) for u in configured.upstream], settings, environment) as local:
+        env = {**os.environ, **indexes.installer_environment(local.urls, configured.local)}
+        try:
+            status = subprocess.run(command, env=env, check=False).returncode
+        except OSError as exc:
+            raise UsageError(f"cannot run {command[0]}: {exc.strerror or exc}") from None
+        result = local.report(report.INSTALLED if status == 0 else report.FAILED)
+    if result.outcomes and not args.quiet:
+        report.show(result, Console(stderr=True))
+    if args.json is not None:
+        report.write_json(args.json, result)
+    return status
+
+
+def _proxy(args: argparse.Namespace) -> int:
+    import os
+    import signal
+    import threading
+
+    from rich.console import Console
+
+    from pipdelta.client import indexes, report
+    from pipdelta.client.environment import Environment
+    from pipdelta.proxy.local import local_index
+    from pipdelta.proxy.upstreams import Upstream
+    from pipdelta.server.logs import JsonLog
+
+    settings = _settings(args)
+    environment = Environment.of(args.python)
+    configured = indexes.with_uv(indexes.from_pip(environment), os.environ)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    upstreams = [Upstream.parse(u) for u in configured.upstream]
+    with local_index(upstreams, settings, environment, port=args.port, log=JsonLog()) as local:
+        print(f"pipdelta: serving {', '.join(u.url for u in upstreams)} through the local index; use:", flush=True)
+        for name, value in indexes.installer_environment(local.urls, configured.local).items():
+            print(f"export {name}='{value}'", flush=True)
+        stop.wait()
+        result = local.report(report.INSTALLED)
+    if result.outcomes:
+        report.show(result, Console(stderr=True))
+    if args.json is not None:
+        report.write_json(args.json, result)
     return 0
 
 
@@ -85,12 +157,19 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(offline=args.offline, keep=args.keep)
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _index_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--delta-index", metavar="URL", help="delta index base URL (default: $PIPDELTA_INDEX_URL)")
     parser.add_argument("--python", metavar="PYTHON", help="act on this interpreter's environment")
+    parser.add_argument(
+        "--prefer", choices=("time", "bytes"), help="bytes: always the smallest download (metered links)"
+    )
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    _index_options(parser)
     parser.add_argument("--no-deps", action="store_true", help="as pip's --no-deps: leave dependencies alone")
     parser.add_argument("--dry-run", action="store_true", help="show the plan; download and install nothing")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
     parser.add_argument("-q", "--quiet", action="store_true", help="no table (warnings still go to stderr)")
 
 
@@ -107,6 +186,17 @@ def register(commands: Any) -> None:
     install.add_argument("-U", "--upgrade", action="store_true", help="upgrade what is already installed")
     _common(install)
     install.set_defaults(handler=_install)
+
+    run = commands.add_parser("run", help="run an installer (pip, uv, pdm, ...) with the local index as its index")
+    run.add_argument("command_line", nargs=argparse.REMAINDER, metavar="-- COMMAND...")
+    _index_options(run)
+    run.add_argument("-q", "--quiet", action="store_true", help="no table at the end")
+    run.set_defaults(handler=_command)
+
+    proxy = commands.add_parser("proxy", help="serve the local index in the foreground until Ctrl-C")
+    proxy.add_argument("--port", type=int, metavar="N", help="listen on this port (default: a stable free one)")
+    _index_options(proxy)
+    proxy.set_defaults(handler=_proxy)
 
     cache = commands.add_parser("cache", help="pipdelta's wheel cache")
     actions = cache.add_subparsers(dest="action", required=True, metavar="ACTION")

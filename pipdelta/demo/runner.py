@@ -13,8 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from pipdelta.client.wheelhouse import write_simple_index
-from pipdelta.demo.mirror import Served
+from pipdelta.demo.mirror import Served, write_simple_index
 from pipdelta.demo.wheels import build_home_made, fetch_real
 from pipdelta.errors import PipdeltaError
 from pipdelta.index.builder import build_index

@@ -1,0 +1,70 @@
+"""Which indexes the user's installers use (pip's configuration, uv's variables), and pointing them elsewhere."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from pipdelta.client.environment import Environment
+
+PYPI = "https://pypi.org/simple/"
+_RANK = {"global": 0, "install": 1, ":env:": 2}  # pip: variables over the install section over global
+
+
+@dataclass(frozen=True)
+class Indexes:
+    """The index URLs in pip's order (the first is the primary); ``http(s)`` ones go through the local index."""
+
+    urls: tuple[str, ...]
+
+    @property
+    def upstream(self) -> list[str]:
+        return [u for u in self.urls if u.split(":", 1)[0].lower() in ("http", "https")]
+
+    @property
+    def local(self) -> list[str]:
+        """``file:`` indexes: left to the installer, as ``find-links`` folders are."""
+        return [u for u in self.urls if u not in self.upstream]
+
+
+def from_pip(environment: Environment) -> Indexes:
+    """``index-url`` and ``extra-index-url`` as pip would use them (``pip config list`` sees files and variables)."""
+    found: dict[str, tuple[int, str]] = {}
+    for line in environment.pip(["config", "list"], timeout=60).splitlines():
+        key, _, value = line.partition("=")
+        section, _, option = key.rpartition(".")
+        if option in ("index-url", "extra-index-url") and section in _RANK:
+            try:
+                text = str(ast.literal_eval(value))
+            except (ValueError, SyntaxError):
+                continue
+            if _RANK[section] >= found.get(option, (-1, ""))[0]:
+                found[option] = (_RANK[section], text)
+    primary = found.get("index-url", (0, PYPI))[1]
+    return Indexes(_unique([primary, *found.get("extra-index-url", (0, ""))[1].split()]))
+
+
+def with_uv(indexes: Indexes, environ: Mapping[str, str]) -> Indexes:
+    """``indexes`` with uv's own index variables, when set, taking part too (uv's default index first)."""
+    primary = environ.get("UV_DEFAULT_INDEX") or environ.get("UV_INDEX_URL")
+    extras = [*environ.get("UV_INDEX", "").split(), *environ.get("UV_EXTRA_INDEX_URL", "").split()]
+    extras = [item.split("=", 1)[1] if "=" in item.split("://", 1)[0] else item for item in extras]  # name=url
+    return Indexes(_unique([*([primary] if primary else []), *indexes.urls, *extras]))
+
+
+def installer_environment(urls: Sequence[str], local: Sequence[str]) -> dict[str, str]:
+    """Variables that make pip, uv and pdm use ``urls`` (the first as their default index) and ``local`` too."""
+    extras = " ".join([*urls[1:], *local])
+    env = {"PIP_INDEX_URL": urls[0], "UV_DEFAULT_INDEX": urls[0], "UV_INDEX_URL": urls[0], "PDM_PYPI_URL": urls[0]}
+    if extras:
+        env.update(PIP_EXTRA_INDEX_URL=extras, UV_INDEX=extras, UV_EXTRA_INDEX_URL=extras)
+    return env
+
+
+def _unique(urls: Sequence[str]) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for url in urls:
+        if url and url.rstrip("/") not in (u.rstrip("/") for u in seen):
+            seen[url] = None
+    return tuple(seen)

@@ -1,0 +1,225 @@
+"""The local index as a WSGI application: project pages, ``.metadata`` files and wheels, behind a secret prefix."""
+
+from __future__ import annotations
+
+import threading
+import traceback
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+
+from pipdelta.client.http import Http
+from pipdelta.client.report import Outcome
+from pipdelta.proxy import pages
+from pipdelta.proxy.download import Download
+from pipdelta.proxy.jobs import Job, Rebuilds, Target
+from pipdelta.proxy.ledger import Ledger
+from pipdelta.proxy.upstreams import Upstream, UpstreamError, strip, token, untoken
+from pipdelta.server.logs import JsonLog
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+Answer = tuple[str, list[tuple[str, str]], Iterable[bytes]]
+_STATUS = {200: "200 OK", 301: "301 Moved Permanently", 404: "404 Not Found", 406: "406 Not Acceptable"}
+_CHUNK = 1 << 16
+
+
+class ProxyApp:
+    """``/{secret}/{n}/simple/{project}/`` and ``/{secret}/{n}/files/{token}/{filename}`` for upstream ``n``."""
+
+    def __init__(
+        self,
+        secret: str,
+        upstreams: Sequence[Upstream],
+        http: Http,
+        rebuilds: Rebuilds,
+        ledger: Ledger,
+        log: JsonLog,
+    ) -> None:
+        self.secret = secret
+        self.upstreams = upstreams
+        self.http = http
+        self.rebuilds = rebuilds
+        self.cache = rebuilds.context.cache
+        self.meter = rebuilds.context.meter
+        self.ledger = ledger
+        self.log = log
+        self._targets: dict[str, Target] = {}  # upstream file URL -> what its page says about it
+        self._seen: dict[str, str] = {}  # upstream file URL -> sha256 of the bytes it sent (pages without hashes)
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "/")
+        try:
+            status, headers, body = self._route(environ, method, path)
+        except UpstreamError as exc:  # the installer sees what it would have seen from upstream itself
+            status = f"{exc.status} Upstream Error" if exc.status and exc.status < 500 else "502 Bad Gateway"
+            self.log.event("upstream-error", error=strip(str(exc)))
+            headers, body = [("Content-Type", "text/plain")], [strip(str(exc)).encode()]
+        except Exception as exc:  # a bug: one logged event and a 500, never a hang
+            self.log.event("error", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+            status, headers, body = "500 Internal Server Error", [("Content-Type", "text/plain")], [b"internal error"]
+        if isinstance(body, list) and not any(key == "Content-Length" for key, _ in headers):
+            headers = [*headers, ("Content-Length", str(sum(map(len, body))))]
+        if method == "HEAD":
+            body = []
+        start_response(status, headers)
+        return body
+
+    def _route(self, environ: Environ, method: str, path: str) -> Answer:
+        parts = path.split("/")
+        if len(parts) < 5 or parts[1] != self.secret or not parts[2].isdigit() or int(parts[2]) >= len(self.upstreams):
+            return _plain(404, "not found")  # another user of this machine: the secret prefix is not theirs
+        if method not in ("GET", "HEAD"):
+            return "405 Method Not Allowed", [("Allow", "GET, HEAD")], [b""]
+        index, area, rest = int(parts[2]), parts[3], parts[4:]
+        if area == "simple" and len(rest) == 2 and rest[0] and rest[1] == "":
+            return self._page(index, rest[0], environ.get("HTTP_ACCEPT"))
+        if area == "files" and len(rest) == 2 and (url := untoken(rest[0])) is not None:
+            filename = urllib.parse.unquote(rest[1])
+            if filename.endswith(".metadata") and url.rsplit("/", 1)[-1] != rest[1]:
+                return self._metadata(index, url, filename.removesuffix(".metadata"))
+            return self._file(index, url, filename, method)
+        return _plain(404, "not found")
+
+    def local_url(self, index: int, url: str, filename: str) -> str:
+        """The path under which this index serves upstream ``index``'s ``url`` (stable across runs)."""
+        return f"/{self.secret}/{index}/files/{token(url)}/{urllib.parse.quote(filename)}"
+
+    def _page(self, index: int, project: str, accept: str | None) -> Answer:
+        name = canonicalize_name(project)
+        if name != project:  # as PyPI does: one URL per project
+            return "301 Moved Permanently", [("Location", f"/{self.secret}/{index}/simple/{name}/")], [b""]
+        kind = pages.negotiate(accept)
+        if kind is None:
+            return _plain(406, "this index serves PEP 691 JSON and PEP 503 HTML")
+        page = self.upstreams[index].page(self.http, name)
+        if page is None:
+            return _plain(404, f"no project {name}")
+        fresh = []
+        for entry in page["files"]:
+            hashes = entry.get("hashes") or {}
+            sha256 = hashes.get("sha256") if isinstance(hashes, dict) else None
+            size = entry.get("size")
+            target = Target(index, entry["url"], entry["filename"], sha256, size if type(size) is int else None)
+            fresh.append((target, entry))
+        with self._lock:
+            self._targets.update((t.url, t) for t, _ in fresh)
+        self._guess(fresh)
+        body = pages.render(pages.rewrite(page, lambda url, filename: self.local_url(index, url, filename)), kind)
+        content_type = "text/html; charset=utf-8" if kind == "text/html" else kind
+        return "200 OK", [("Content-Type", content_type), ("Vary", "Accept"), ("Cache-Control", "max-age=0")], [body]
+
+    def _guess(self, listed: list[tuple[Target, dict[str, Any]]]) -> None:
+        """Rebuild the newest wheels while the installer resolves, where no ``.metadata`` request will say more."""
+        wheels = [(t, e) for t, e in listed if _is_wheel(t.filename) and t.sha256 and not e.get("yanked")]
+        finals = [(t, e) for t, e in wheels if not t.version.is_prerelease]
+        if not finals:
+            return
+        newest = max(t.version for t, _ in finals)
+        for target, entry in finals:
+            if target.version == newest and not entry.get("core-metadata", entry.get("dist-info-metadata")):
+                self.rebuilds.start(target)
+
+    def _target(self, index: int, url: str, filename: str) -> Target:
+        with self._lock:
+            target = self._targets.get(url)
+        if target is None and _is_wheel(filename):  # a page from before this process: read it again
+            self._page(index, parse_wheel_filename(filename)[0], None)
+            with self._lock:
+                target = self._targets.get(url)
+        return target or Target(index, url, filename, None, None)
+
+    def _metadata(self, index: int, url: str, filename: str) -> Answer:
+        target = self._target(index, url, filename)
+        if target.sha256 and _is_wheel(filename):
+            self.rebuilds.start(target)  # the resolver looks at this version: rebuild it while it resolves
+        data = self.upstreams[index].metadata(self.http, url + ".metadata")
+        return "200 OK", [("Content-Type", "application/octet-stream")], [data]
+
+    def _file(self, index: int, url: str, filename: str, method: str) -> Answer:
+        target = self._target(index, url, filename)
+        if method == "HEAD":
+            return "200 OK", [("Content-Length", str(target.size))] if target.size else [], []
+        cached = None if self.rebuilds.get(url) else self._cached(target)  # a rebuild's wheel is the job's
+        if cached is not None:
+            row = Outcome(
+                target.name, None, str(target.version), "cached", "", cached.stat().st_size, 0, "cached wheel"
+            )
+            self.ledger.record(filename, row)
+            return _serve(cached)
+        job = self.rebuilds.start(target) if _is_wheel(filename) and target.sha256 else None
+        if job is not None:
+            finished = job.done.wait(self.meter.deadline(target.size))
+            job.served = True
+            if job.path is not None:
+                self.ledger.record(filename, job.outcome)
+                return _serve(job.path)
+            reason = job.outcome.reason if finished else f"past the deadline ({self.meter.deadline(target.size):.1f} s)"
+            if job.failed or not finished:
+                self.ledger.warn(f"{target.name} {target.version}: {reason}; downloading the full wheel")
+            return self._stream(target, job, reason)
+        reason = (
+            "not a wheel"
+            if not _is_wheel(filename)
+            else "the index publishes no sha256 to verify a rebuilt wheel against"
+        )
+        return self._stream(target, None, reason)
+
+    def _cached(self, target: Target) -> Path | None:
+        with self._lock:
+            sha256 = target.sha256 or self._seen.get(target.url)
+        return self.cache.find(sha256) if sha256 and _is_wheel(target.filename) else None
+
+    def _stream(self, target: Target, job: Job | None, reason: str) -> Answer:
+        download = Download(
+            self.upstreams[target.index], self.http, target, self.cache if _is_wheel(target.filename) else None
+        )
+        first = download.open()
+        length = download.length
+        headers = [("Content-Type", "application/octet-stream")]
+        if length is not None:
+            headers.append(("Content-Length", str(length)))
+
+        def body() -> Iterator[bytes]:
+            yield from download.chunks(first)
+            self.meter.downloaded(download.received, download.seconds)
+            if download.sha256 is not None:
+                with self._lock:
+                    self._seen[target.url] = download.sha256
+            old = job.outcome.old if job is not None else None
+            wasted = job.fetched if job is not None else 0
+            outcome = Outcome(target.name, old, str(target.version), reason=reason, full_size=download.received)
+            outcome.downloaded = download.received + wasted
+            if _is_wheel(target.filename):
+                self.ledger.record(target.filename, outcome)
+
+        return "200 OK", headers, body()
+
+
+def _serve(path: Path) -> Answer:
+    size = path.stat().st_size
+
+    def body() -> Iterator[bytes]:
+        with path.open("rb") as stream:
+            while chunk := stream.read(_CHUNK):
+                yield chunk
+
+    return "200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(size))], body()
+
+
+def _plain(status: int, text: str) -> Answer:
+    return _STATUS[status], [("Content-Type", "text/plain")], [text.encode()]
+
+
+def _is_wheel(filename: str) -> bool:
+    if not filename.endswith(".whl"):
+        return False
+    try:
+        parse_wheel_filename(filename)
+    except InvalidWheelFilename:
+        return False
+    return True

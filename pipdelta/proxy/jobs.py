@@ -1,0 +1,199 @@
+"""Rebuilding a wheel in the background: find the old version, ask the delta index, fetch, apply, verify."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.utils import NormalizedName, parse_wheel_filename
+from packaging.version import Version
+
+from pipdelta.apply.applier import apply_patch
+from pipdelta.apply.sources import OldContent, WheelSource
+from pipdelta.client.cache import Cache
+from pipdelta.client.deltaindex import DeltaIndex, Goal
+from pipdelta.client.http import Http
+from pipdelta.client.report import CHAIN, DELTA, Outcome
+from pipdelta.errors import PipdeltaError
+from pipdelta.format.patchfile import Target as Wanted
+from pipdelta.index.model import DeltaEntry
+from pipdelta.proxy.finders import OldVersions, best_start, open_source
+from pipdelta.proxy.timing import Meter
+
+NO_HASH = "the index publishes no sha256 to verify a rebuilt wheel against"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A wheel an upstream page lists: where it is, and the sha256 and size the page gives (if any)."""
+
+    index: int  # which upstream
+    url: str
+    filename: str
+    sha256: str | None
+    size: int | None
+
+    @property
+    def name(self) -> NormalizedName:
+        return parse_wheel_filename(self.filename)[0]
+
+    @property
+    def version(self) -> Version:
+        return parse_wheel_filename(self.filename)[1]
+
+    @property
+    def tags(self) -> frozenset[str]:
+        return frozenset(map(str, parse_wheel_filename(self.filename)[3]))
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every rebuild shares: the delta index, the places old versions are, the cache and the meter."""
+
+    delta_index: DeltaIndex
+    http: Http
+    finders: Sequence[OldVersions]
+    cache: Cache
+    meter: Meter
+    plan_only: bool = False  # ``--dry-run``: decide and check the source, download no patch
+
+
+class Job:
+    """One target's rebuild; ``done`` is set when ``path`` holds the verified wheel or ``outcome`` says why not."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.outcome = Outcome(target.name, None, str(target.version), full_size=target.size)
+        self.path: Path | None = None
+        self.fetched = 0
+        self.served = False
+        self.failed = False  # something went wrong (not merely "no patch here"): worth a warning
+        self.done = threading.Event()
+
+    def run(self, context: Context) -> None:
+        try:
+            self._run(context)
+        except PipdeltaError as exc:
+            self.failed = True
+            self.outcome.fall_back(str(exc), self.fetched)
+        except Exception as exc:  # a bug must cost a full download, never the installer's run
+            self.failed = True
+            self.outcome.fall_back(f"internal error: {type(exc).__name__}: {exc}", self.fetched)
+        finally:
+            self.done.set()
+
+    def _run(self, context: Context) -> None:
+        target, outcome = self.target, self.outcome
+        if target.sha256 is None:
+            outcome.reason = NO_HASH
+            return
+        start = best_start(context.finders, target.name, target.version, target.tags)
+        if start is None:
+            outcome.reason = "no older version here"
+            return
+        outcome.old = str(start.version)
+        try:
+            offer = context.delta_index.offers({start.name: start}, {start.name: Goal(target.version, target.sha256)})
+        except PipdeltaError as exc:
+            raise PipdeltaError(f"delta index unusable: {exc}") from None
+        found = offer.get(start.name)
+        if found is None or not found.patches:
+            outcome.fall_back(found.reason if found else "the delta index did not answer for this project")
+            outcome.full_size = outcome.full_size or (found.full_size if found else None)
+            return
+        full = found.full_size or target.size or 0
+        outcome.full_size = full
+        if not context.meter.pays(found.bytes, full):
+            outcome.fall_back("a full download is faster on this link")
+            return
+        try:
+            source, outcome.source = open_source(context.finders, found.patches[0])
+        except PipdeltaError as exc:
+            raise PipdeltaError(f"no usable old version: {exc}") from None
+        outcome.method = DELTA if len(found.patches) == 1 else CHAIN
+        outcome.downloaded = found.bytes
+        if context.plan_only:
+            return
+        data = self._fetch(context, found.patches)
+        began = time.perf_counter()
+        self.path = _rebuild(target, found.patches, data, source, context.cache)
+        context.meter.rebuilt(full, time.perf_counter() - began)
+        outcome.downloaded = self.fetched
+
+    def _fetch(self, context: Context, patches: Sequence[DeltaEntry]) -> list[bytes]:
+        def advance(n: int) -> None:
+            self.fetched += n
+
+        out = []
+        for patch in patches:
+            began = time.perf_counter()
+            try:
+                out.append(
+                    context.http.get(
+                        patch.url, limit=patch.size, size=patch.size, sha256=patch.sha256, progress=advance
+                    )
+                )
+            except PipdeltaError as exc:
+                raise PipdeltaError(f"patch download failed: {exc}") from None
+            context.meter.downloaded(patch.size, time.perf_counter() - began)
+        return out
+
+
+def _rebuild(
+    target: Target, patches: Sequence[DeltaEntry], data: Sequence[bytes], source: OldContent, cache: Cache
+) -> Path:
+    """Apply the patches in order; only a wheel with the upstream page's sha256 reaches the cache.
+
+    Each step must build exactly the wheel the index names for it, under a name pipdelta gives it: the steps
+    of a chain stay in a private folder, and each is the checked source of the next.
+    """
+    assert target.sha256 is not None
+    final = Wanted(target.filename, target.sha256, target.size)
+    try:
+        with tempfile.TemporaryDirectory(prefix="pipdelta-chain-") as tmp:
+            for step, (patch, blob) in enumerate(zip(patches, data, strict=True)):
+                last = step == len(patches) - 1
+                wanted = final if last else Wanted(patch.new.filename, patch.new.sha256, patch.new.size)
+                folder = Path(tmp, f"step{step}")  # apply_patch names the file: the wanted name, once checked
+                folder.mkdir()
+                path = apply_patch(blob, source, folder, target=wanted)
+                source = WheelSource(path)
+            return cache.add(target.filename, path.read_bytes(), target.sha256)
+    except PipdeltaError as exc:
+        raise PipdeltaError(f"rebuild failed: {exc}") from None
+
+
+class Rebuilds:
+    """The jobs of one local index, by upstream URL; each runs once, several at a time, in the background."""
+
+    def __init__(self, context: Context, workers: int) -> None:
+        self.context = context
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pipdelta-rebuild")
+
+    def start(self, target: Target) -> Job:
+        """The job for ``target``, started now unless it already was."""
+        with self._lock:
+            job = self._jobs.get(target.url)
+            if job is None:
+                job = self._jobs[target.url] = Job(target)
+                self._pool.submit(job.run, self.context)
+            return job
+
+    def get(self, url: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get(url)
+
+    def unused(self) -> int:
+        """Patch bytes fetched for wheels no installer asked for (guesses that missed)."""
+        with self._lock:
+            return sum(job.fetched for job in self._jobs.values() if not job.served)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

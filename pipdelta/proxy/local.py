@@ -1,0 +1,125 @@
+"""Start the local index on 127.0.0.1: a per-user secret path prefix, a stable port where free, one ledger."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import secrets
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipdelta.client.cache import Cache
+from pipdelta.client.config import Settings
+from pipdelta.client.deltaindex import DeltaIndex
+from pipdelta.client.environment import Environment
+from pipdelta.client.http import Http
+from pipdelta.client.report import Report
+from pipdelta.errors import PipdeltaError
+from pipdelta.proxy.app import ProxyApp
+from pipdelta.proxy.finders import CachedWheels, InstalledFiles, OldVersions, PipCache
+from pipdelta.proxy.jobs import Context, Rebuilds
+from pipdelta.proxy.ledger import Ledger
+from pipdelta.proxy.timing import Meter
+from pipdelta.proxy.upstreams import Upstream
+from pipdelta.server.logs import JsonLog
+from pipdelta.server.run import running
+
+THREADS = 16  # uv asks for many pages and files at once; each waiting wheel holds one thread
+
+
+@dataclass
+class LocalIndex:
+    """A running local index: the URL to give an installer for each upstream, and what it served."""
+
+    base: str  # http://127.0.0.1:PORT/SECRET
+    upstreams: Sequence[Upstream]
+    ledger: Ledger
+    rebuilds: Rebuilds
+
+    @property
+    def urls(self) -> list[str]:
+        """The simple-index URL standing for each upstream, in the order the upstreams were given."""
+        return [f"{self.base}/{n}/simple/" for n in range(len(self.upstreams))]
+
+    def report(self, status: str) -> Report:
+        """What this index served, for a command it ran (or served) that ended with ``status``.
+
+        Every row counts as installed: the installer had it; whether it kept it is the command's to say.
+        """
+        outcomes = self.ledger.outcomes()
+        for outcome in outcomes:
+            outcome.installed = True
+        return Report(outcomes, status)
+
+
+def finders(environment: Environment, cache: Cache) -> list[OldVersions]:
+    """The places old versions are looked for, in the order a patch's old wheel is opened from them."""
+    return [CachedWheels(cache), PipCache(environment, cache), InstalledFiles(environment)]
+
+
+@contextlib.contextmanager
+def local_index(
+    upstreams: Sequence[Upstream],
+    settings: Settings,
+    environment: Environment,
+    *,
+    plan_only: bool = False,
+    port: int | None = None,
+    log: JsonLog | None = None,
+) -> Iterator[LocalIndex]:
+    """Serve the local index in background threads while the ``with`` block runs."""
+    if settings.index_url is None:
+        raise PipdeltaError("the local index needs a delta index URL")
+    if not upstreams:
+        raise PipdeltaError("no http(s) index to stand in front of: pip's configuration names none")
+    cache = Cache(settings.cache_dir)
+    http = Http(timeout=settings.timeout, retries=settings.retries)
+    # By default a wheel waits for its rebuild as long as a query and a patch download may take, retries included.
+    meter = Meter(settings.prefer, wait=settings.deadline or 2 * http.patience() + 1)
+    context = Context(DeltaIndex(settings.index_url, http), http, finders(environment, cache), cache, meter, plan_only)
+    rebuilds = Rebuilds(context, settings.jobs)
+    ledger = Ledger()
+    secret = _secret(settings.cache_dir)
+    app = ProxyApp(secret, upstreams, http, rebuilds, ledger, log or JsonLog(io.StringIO()))
+    try:
+        with _listening(app, secret, port) as url:
+            yield LocalIndex(f"{url}/{secret}", upstreams, ledger, rebuilds)
+    finally:
+        rebuilds.close()
+
+
+@contextlib.contextmanager
+def _listening(app: ProxyApp, secret: str, port: int | None) -> Iterator[str]:
+    """On ``port``; by default on a port derived from the secret (stable URLs: installers' caches hit), else any."""
+    wanted = port if port is not None else 20000 + int(hashlib.sha256(secret.encode()).hexdigest()[:8], 16) % 20000
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(running(app, "127.0.0.1", wanted, THREADS))
+        except OSError as exc:
+            if port is not None:
+                raise PipdeltaError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
+            url = stack.enter_context(running(app, "127.0.0.1", 0, THREADS))
+        yield url
+
+
+def _secret(cache_dir: Path) -> str:
+    """This user's secret path prefix, kept (mode 0600) so that the local index's URLs stay the same."""
+    path = cache_dir / "proxy-secret"
+    try:
+        text = path.read_text(encoding="ascii").strip()
+        if len(text) >= 16 and text.isalnum():
+            return text
+    except OSError:
+        pass
+    text = secrets.token_hex(16)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as stream:
+            stream.write(text + "\n")
+    except OSError:
+        pass  # an unwritable cache: a new secret for this run only
+    return text
