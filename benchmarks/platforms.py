@@ -173,12 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", default=[], metavar="NAME", help="only the pairs of these projects")
     parser.add_argument("--json", type=Path, metavar="FILE")
     parser.add_argument("--check", action="store_true", help="exit with status 1 when a target is missed")
-    parser.add_argument(
-        "--zlibng22",
-        type=Path,
-        metavar="LIB",
-        help="a zlib-compatible zlib-ng 2.2 library for the maker (and a client)",
-    )
+    parser.add_argument("--zlibng22", type=Path, metavar="LIB", help="a zlib-ng 2.2 build for the maker and a client")
     parser.add_argument("--zlib", type=Path, metavar="LIB", help="a classic zlib library for a zlib-ng client")
     args = parser.parse_args(argv)
     kinds, libraries = KINDS, {}
