@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from pipdelta.engines.recipes import Recipe
 from pipdelta.errors import PipdeltaError
+from pipdelta.format.patchfile import Copy, FromTarget, Member, PatchHeader, wheel_size
 
 
 def _diff(args: argparse.Namespace) -> int:
@@ -48,8 +50,32 @@ def _info(args: argparse.Namespace) -> int:
     print(f"to       {header.new.filename}  sha256={header.new.sha256}  ({header.new.size:,} bytes)")
     print(f"differ   {header.differ}, payload {header.payload_size:,} bytes")
     print(f"sources  {len(header.sources)} members of the old wheel ({header.source_size:,} bytes)")
-    print(f"engines  {', '.join(sorted(map(str, header.recipes()))) or 'none'}")
+    for line in _members(header):
+        print(f"members  {line}")
     return 0
+
+
+def _members(header: PatchHeader) -> list[str]:
+    """Per recipe: how many members and bytes of the new wheel it makes, and whether this machine can."""
+    from pipdelta.engines import fingerprint
+
+    made: dict[str, list[int]] = {}
+    for op in header.ops:
+        if isinstance(op, Member | Copy) and (op.recipe is not None or isinstance(op, Copy)):
+            key = "no recipe (old wheel, else by range)" if op.recipe is None else str(op.recipe)
+        elif isinstance(op, FromTarget):
+            key = "left out (by range)"
+        else:
+            continue
+        count = made.setdefault(key, [0, 0])
+        count[0] += 1
+        count[1] += wheel_size(op)
+    lines = []
+    for key, (members, size) in sorted(made.items(), key=lambda item: -item[1][1]):
+        recipe = None if "(" in key else Recipe.parse(key)
+        here = "" if recipe is None else ": ok here" if fingerprint.reproduces(recipe) else ": by range here"
+        lines.append(f"{key} {members} ({size:,} bytes){here}")
+    return lines
 
 
 def _engines(args: argparse.Namespace) -> int:
