@@ -81,10 +81,12 @@ def _members(header: PatchHeader) -> list[str]:
 def _engines(args: argparse.Namespace) -> int:
     import zlib
 
-    from pipdelta.engines import fingerprint
+    from pipdelta.engines import fingerprint, zlibapi
     from pipdelta.engines.recipes import CANDIDATES
 
     print(f"this interpreter's zlib: {zlib.ZLIB_RUNTIME_VERSION}")
+    if zlibapi.is_zlib_ng(zlib) and not fingerprint.reproduces(Recipe("zlib", 6)):
+        print("classic zlib, which made most wheels, is not here: pip install 'pipdelta[zlib-ng]' adds it")
     failing = 0
     for recipe in CANDIDATES:
         if fingerprint.reproduces(recipe):
