@@ -70,7 +70,7 @@ def _cannot(header: PatchHeader, indices: list[int]) -> str:
     """What this machine cannot re-create, and what would."""
     recipes = sorted({str(op.recipe) for k in indices if isinstance(op := header.ops[k], Member | Copy)} - {"None"})
     left_out = sum(isinstance(header.ops[k], FromTarget) for k in indices)
-    what = f"{len(indices) - left_out} members made with {', '.join(recipes) or 'no recipe'}" if recipes else ""
+    what = f"{len(indices) - left_out} members made with {', '.join(recipes)}" if recipes else ""
     if left_out:
         what += f"{' and ' if what else ''}{left_out} members the patch leaves out"
     return (

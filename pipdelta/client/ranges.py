@@ -90,14 +90,18 @@ class RangeClient:
             response = self.pool.request(
                 "GET", self.url, headers={"Range": header}, preload_content=False, timeout=self.timeout, retries=2
             )
+            body = b""
             try:
                 if response.status == 200:
                     raise RangesRefused(f"{self.url} does not serve byte ranges: download the full wheel")
                 if response.status != 206:
                     raise RangeError(f"{self.url} answered HTTP {response.status} to a range request")
                 body = response.read(limit + 1)
-            finally:
-                response.release_conn()
+            finally:  # a connection is reused only when its answer was read to the end
+                if body and len(body) <= limit:
+                    response.release_conn()
+                else:
+                    response.close()
         except Urllib3Error as exc:
             raise RangeError(f"cannot fetch ranges of {self.url}: {exc}") from None
         self.requests += 1
