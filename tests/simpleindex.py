@@ -38,6 +38,7 @@ class SimpleIndex:
         self.metadata = metadata  # PEP 658: each wheel's METADATA beside it, pinned on the page
         self.auth = auth  # "user:password" this index demands (HTTP basic), or None
         self.break_once: set[str] = set()  # files whose next download stops halfway (the connection drops)
+        self.errors: dict[str, int] = {}  # a project or file name -> the HTTP error status it is answered with
         self.downloads: Counter[str] = Counter()
         self.authorizations: list[str] = []
         self.lock = threading.Lock()
@@ -120,6 +121,9 @@ def serving(index: SimpleIndex) -> Iterator[str]:
                     self.send_error(401)
                     return
             parts = [p for p in self.path.split("/") if p]
+            if parts and parts[-1] in index.errors:
+                self.send_error(index.errors[parts[-1]])
+                return
             found: tuple[str, bytes] | None = None
             if len(parts) == 2 and parts[0] == "simple":
                 found = index.page(parts[1])

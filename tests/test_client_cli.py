@@ -36,7 +36,10 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["upgrade"], "the following arguments are required: PKG"),
+        (["upgrade"], "give the packages to upgrade, or --all"),
+        (["upgrade", "--all", "rich"], "give the packages to upgrade, or --all (not both)"),
+        (["upgrade", "--all", "--policy", "pip", "--delta-index", "http://127.0.0.1:9"], "with --policy pip"),
+        (["outdated"], "no delta index: pass --delta-index URL"),
         (["upgrade", "rich"], "no delta index: pass --delta-index URL"),
         (["install", "--delta-index", "http://127.0.0.1:9"], "nothing to install"),
         (["install", "-r", "missing.txt", "--delta-index", "http://127.0.0.1:9"], "missing.txt does not exist"),
@@ -52,17 +55,30 @@ def test_bad_arguments_exit_2_with_one_line(capsys: pytest.CaptureFixture[str], 
     assert "Traceback" not in err
 
 
+def test_outdated_with_the_index_down_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "outdated", "--delta-index", "http://127.0.0.1:9")
+    assert code == 1 and err.startswith("pipdelta: error: cannot download http://127.0.0.1:9/query")
+    assert err.count("\n") == 1
+
+
 def test_a_missing_interpreter_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "upgrade", "rich", "--delta-index", "http://127.0.0.1:9", "--python", "/no/python")
     assert code == 1 and err.startswith("pipdelta: error: cannot run /no/python") and err.count("\n") == 1
 
 
-def test_pips_own_refusal_is_one_line(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pips_own_errors_reach_the_user_whole_then_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     code, _, err = run(capsys, "upgrade", "no-such-project-anywhere", "--delta-index", "http://127.0.0.1:9")
+    lines = err.strip().splitlines()
     assert code == 1
-    assert err.startswith("pipdelta: error: pip install failed:") and "no-such-project-anywhere" in err
-    assert err.count("\n") == 1
+    # pip's own lines, every one of them, as pip wrote them; then pipdelta's one line.
+    assert lines[:-1] == [
+        "ERROR: Could not find a version that satisfies the requirement no-such-project-anywhere (from versions: none)",
+        "ERROR: No matching distribution found for no-such-project-anywhere",
+    ]
+    assert lines[-1] == f"pipdelta: error: pip install failed: {lines[0]}"  # pip's first ERROR: says what is wrong
 
 
 @pytest.mark.parametrize(

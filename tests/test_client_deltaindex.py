@@ -8,7 +8,7 @@ import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from pipdelta.client.deltaindex import Goal, Offer, Start, _checked, _offer
+from pipdelta.client.deltaindex import Answer, Goal, Offer, Start, _checked, _offer
 from pipdelta.index.model import DeltaEntry, WheelEntry
 
 START = Start(canonicalize_name("rich"), Version("1.0"), ("py3-none-any",))
@@ -37,12 +37,12 @@ V1, V2, V3, V4, V5 = (wheel(f"{i}.0", str(i) * 64) for i in range(1, 6))
     ],
 )
 def test_every_status_but_upgrade_is_a_full_download_with_its_reason(answer: Any, reason: str) -> None:
-    offer = _offer(answer)
+    offer = _offer(Answer.from_json(answer))
     assert offer.patches == () and reason in offer.reason
 
 
 def test_a_full_path_keeps_the_wheel_size() -> None:
-    offer = _offer({"status": "upgrade", "to": V2.to_json(), "path": "full", "patches": []})
+    offer = _offer(Answer.from_json({"status": "upgrade", "to": V2.to_json(), "path": "full", "patches": []}))
     assert offer == Offer(full_size=1000, reason="no patch path is smaller than the wheel")
 
 

@@ -203,14 +203,19 @@ def _hostile_indexes(index: Path, base: Path) -> None:
 def venv(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh copy of the template venv (alpha 1.0, beta 1.0) and an environment pip cannot escape from."""
     world.reset()
+    return machine_copy(world.template, world.simple.url, tmp_path, monkeypatch)
+
+
+def machine_copy(template: Path, simple: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of ``template`` in ``tmp_path``; pip and pipdelta see only ``simple`` and folders of ``tmp_path``."""
     target = tmp_path / "venv"
-    shutil.copytree(world.template, target, symlinks=True)
+    shutil.copytree(template, target, symlinks=True)
     for key in list(os.environ):
         if key.startswith(("PIP_", "PIPDELTA_")):
             monkeypatch.delenv(key)
     for key, value in pip_env(
         {
-            "PIP_INDEX_URL": f"{world.simple.url}/simple",
+            "PIP_INDEX_URL": f"{simple}/simple",
             "PIP_NO_CACHE_DIR": "1",
             "PIPDELTA_CACHE_DIR": str(tmp_path / "pdcache"),
             "PIPDELTA_CONFIG": str(tmp_path / "absent.toml"),

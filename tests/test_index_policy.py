@@ -8,7 +8,7 @@ import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from pipdelta.index.policy import Policy, PolicyError, maximum
+from pipdelta.index.policy import Policy, PolicyError, PolicyFile, maximum
 
 
 @pytest.mark.parametrize(
@@ -58,3 +58,20 @@ def test_mistakes_are_one_line_errors(text: str, message: str) -> None:
 def test_a_missing_file_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="cannot read target policy"):
         Policy.load(tmp_path / "missing.toml")
+
+
+def test_a_targets_file_is_read_again_when_it_changes_and_a_bad_edit_keeps_the_last_policy(tmp_path: Path) -> None:
+    path = tmp_path / "targets.toml"
+    path.write_text("[projects.numpy]\nhold = true\n")
+    targets, warnings = PolicyFile(path), []
+    numpy = canonicalize_name("numpy")
+    assert targets.current(warnings.append).rule(numpy).hold
+    path.write_text("[projects.numpy]\npin = '2.0.2'\n")
+    assert targets.current(warnings.append).rule(numpy).pin == Version("2.0.2")
+    path.write_text("[projects.numpy]\npin = '2.0.2'\nhold = true\n")  # a typo: not a policy
+    assert targets.current(warnings.append).rule(numpy).pin == Version("2.0.2")
+    assert targets.current(warnings.append).rule(numpy).pin == Version("2.0.2")
+    path.unlink()
+    assert targets.current(warnings.append).rule(numpy).pin == Version("2.0.2")
+    assert len(warnings) == 2 and "exactly one of" in warnings[0] and "previous policy stays" in warnings[0]
+    assert "cannot read target policy" in warnings[1]

@@ -5,12 +5,17 @@ from __future__ import annotations
 import io
 import json
 import os
+import random
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -23,8 +28,12 @@ from wheelfactory import build_wheel
 from pipdelta.cli import main
 from pipdelta.client.config import load
 from pipdelta.client.environment import Environment
+from pipdelta.client.http import Http
 from pipdelta.index.builder import build_index
+from pipdelta.proxy.download import Download
+from pipdelta.proxy.jobs import Target
 from pipdelta.proxy.local import local_index
+from pipdelta.proxy.timing import BYTES, Meter
 from pipdelta.proxy.upstreams import Upstream
 from pipdelta.server.app import IndexApp
 from pipdelta.server.catalog import StaticCatalog
@@ -43,6 +52,7 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     build_wheel(folder, "alpha", "1.0", OLD)
     build_wheel(folder, "alpha", "1.1", NEW)
     build_wheel(folder, "gamma", "1.0", {"gamma/__init__.py": b"G = 1\n"})
+    build_wheel(folder, "bulk", "1.0", {"bulk/data.bin": random.Random(1).randbytes(512 << 10)})
     return folder
 
 
@@ -213,3 +223,200 @@ def test_pages_pass_every_field_on_and_negotiate_as_pypi_does(wheels: Path, delt
         assert request(page.replace(local.base, local.base[:-4] + "xxxx"))[0] == 404  # not the secret prefix
         # The same page gives the same URLs every time: installers' HTTP caches recognise them.
         assert json.loads(request(page, headers={"Accept": "application/vnd.pypi.simple.v1+json"})[2]) == served
+
+
+def pip_through(python: Path, index: str, *requirements: str) -> subprocess.CompletedProcess[str]:
+    """``pip install`` of ``requirements`` from ``index`` alone, without retries or cache."""
+    env = {**isolated_env(), "PIP_INDEX_URL": index, "PIP_NO_CACHE_DIR": "1", "PIP_RETRIES": "0"}
+    command = [str(python), "-m", "pip", "install", "--no-deps", *requirements]
+    return subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        ("gamma", "No matching distribution found for gamma==1.0"),
+        ("gamma-1.0-py3-none-any.whl", "too many 500 error responses"),
+    ],
+)
+def test_an_upstream_answering_500_fails_the_installer_as_it_fails_plain_pip(
+    wheels: Path, deltas: str, venv: Path, broken: str, message: str
+) -> None:
+    upstream = SimpleIndex(wheels, json_pages=True, metadata=True)
+    upstream.errors[broken] = 500
+    settings = replace(load(deltas), retries=0)
+    with serving(upstream) as url, local_index([Upstream.parse(url)], settings, Environment(str(venv))) as local:
+        plain = pip_through(venv, url, "gamma==1.0")
+        through = pip_through(venv, local.urls[0], "gamma==1.0")
+        assert local.ledger.outcomes() == []  # nothing was served
+    assert plain.returncode == through.returncode == 1
+    assert message in plain.stderr and message in through.stderr
+    assert "gamma" not in subprocess.run([venv, "-m", "pip", "list"], capture_output=True, text=True).stdout
+
+
+def test_wrong_bytes_for_a_listed_sha256_are_never_accepted(
+    wheels: Path, deltas: str, venv: Path, tmp_path: Path
+) -> None:
+    """alpha is rebuilt (its verified bytes, not upstream's); gamma is streamed and pip's hash check refuses it."""
+    upstream = SimpleIndex(
+        wheels, json_pages=True, metadata=True, tamper=("alpha-1.1-py3-none-any.whl", "gamma-1.0-py3-none-any.whl")
+    )
+    settings = load(deltas, prefer="bytes")
+    with serving(upstream) as url, local_index([Upstream.parse(url)], settings, Environment(str(venv))) as local:
+        gamma = pip_through(venv, local.urls[0], "gamma==1.0")
+        alpha = pip_through(venv, local.urls[0], "alpha==1.1")
+    assert gamma.returncode == 1 and "THESE PACKAGES DO NOT MATCH THE HASHES" in gamma.stderr
+    assert alpha.returncode == 0, alpha.stderr
+    installed(venv, wheels, "alpha", "1.1")
+    assert upstream.downloads == {"gamma-1.0-py3-none-any.whl": 1}
+    cached = {p.name for p in (tmp_path / "pdcache").rglob("*.whl")}
+    assert "gamma-1.0-py3-none-any.whl" not in cached  # the wrong bytes are not the old version next time
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_pipdelta_proxy_in_the_foreground_serves_pip_until_a_signal(
+    wheels: Path, deltas: str, venv: Path, signum: int
+) -> None:
+    upstream = SimpleIndex(wheels, json_pages=True, metadata=True)
+    with serving(upstream) as url:
+        command = [sys.executable, "-m", "pipdelta", "proxy", "--delta-index", deltas, "--python", str(venv)]
+        proxy = subprocess.Popen(
+            [*command, "--prefer", "bytes"],
+            env={**os.environ, "PIP_INDEX_URL": url},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proxy.stdout is not None
+            assert f"serving {url}/ through the local index; use:" in proxy.stdout.readline()
+            first = proxy.stdout.readline()
+            assert first.startswith("export PIP_INDEX_URL='")
+            local = first.split("'")[1]
+            assert pip_through(venv, local, "alpha==1.1").returncode == 0
+            proxy.send_signal(signum)
+            err = proxy.communicate(timeout=60)[1]
+        finally:
+            proxy.kill()
+    assert proxy.returncode == 0
+    assert "alpha" in err and "delta" in err  # the savings table, on exit
+    installed(venv, wheels, "alpha", "1.1")
+    assert upstream.downloads == {}
+
+
+class Paced(BaseHTTPRequestHandler):
+    """512 KiB in 32 KiB chunks, ``pause`` seconds after each: a link of a known speed."""
+
+    pause = 0.0
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(16 * 32768))
+        self.end_headers()
+        for _ in range(16):
+            self.wfile.write(bytes(32768))
+            time.sleep(self.pause)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def measured(pause: float) -> Meter:
+    """A meter that has seen one real download through the local index's own code, at ``pause`` per chunk."""
+    handler = type("Handler", (Paced,), {"pause": pause})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/blob.whl"
+        download = Download(Upstream.parse(url), Http(), Target(0, url, "blob.whl", None, None), None)
+        assert sum(map(len, download.chunks(download.open()))) == 16 * 32768
+    finally:
+        server.shutdown()
+        server.server_close()
+    meter = Meter(wait=30.0)
+    meter.downloaded(download.received, download.seconds)
+    return meter
+
+
+def test_the_meter_takes_patches_on_a_slow_link_and_full_wheels_on_a_fast_one() -> None:
+    slow, fast = measured(0.02), measured(0.0)  # about 1.5 MB/s; loopback at full speed
+    assert slow.link is not None and fast.link is not None and slow.link < 2e6 < fast.link
+    full, patch = 4_000_000, 200_000  # a 4 MB wheel rebuilt at the 8 MB/s assumed before any rebuild
+    assert slow.pays(patch, full) and not fast.pays(patch, full)
+    assert Meter(BYTES).pays(patch, full) and Meter().pays(patch, full)  # unmeasured: patches
+    assert slow.deadline(full) == pytest.approx(2 * full / slow.link) and fast.deadline(full) == 1.0
+    fast.rebuilt(full, 0.001)  # this machine rebuilds at 4 GB/s: now a patch pays on loopback too
+    assert fast.pays(patch, full)
+
+
+def test_on_a_fast_link_the_local_index_streams_the_full_wheel(wheels: Path, deltas: str, venv: Path) -> None:
+    upstream = SimpleIndex(wheels, json_pages=True, metadata=True)
+    with serving(upstream) as url, local_index([Upstream.parse(url)], load(deltas), Environment(str(venv))) as local:
+        assert pip_through(venv, local.urls[0], "bulk==1.0").returncode == 0  # 512 kB: the link is measured
+        assert (local.rebuilds.context.meter.link or 0) > 4e6
+        assert pip_through(venv, local.urls[0], "alpha==1.1").returncode == 0
+        rows = {o.name: o for o in local.ledger.outcomes()}
+    installed(venv, wheels, "alpha", "1.1")
+    assert rows["alpha"].method == "full" and rows["alpha"].reason == "a full download is faster on this link"
+    assert upstream.downloads == {"bulk-1.0-py3-none-any.whl": 1, "alpha-1.1-py3-none-any.whl": 1}
+
+
+PDM = shutil.which("pdm", path=str(Path(sys.executable).parent)) or shutil.which("pdm")
+
+
+def test_pdm_through_pipdelta_run_gets_the_rebuilt_wheel(
+    wheels: Path, deltas: str, venv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pdm reads PDM_PYPI_URL, which ``pipdelta run`` sets: nothing else to configure."""
+    if PDM is None:
+        pytest.skip("pdm is not installed (pip install pdm)")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "demo"\nversion = "0"\nrequires-python = ">=3.8"\ndependencies = ["alpha==1.1"]\n'
+        "[tool.pdm]\ndistribution = false\n"
+    )
+    monkeypatch.setenv("VIRTUAL_ENV", str(venv.parent.parent))  # the venv pdm installs into
+    monkeypatch.setenv("PDM_CACHE_DIR", str(tmp_path / "pdmcache"))
+    monkeypatch.setenv("PDM_HOME", str(tmp_path / "pdmhome"))
+    monkeypatch.setenv("PDM_CHECK_UPDATE", "false")
+    upstream = SimpleIndex(wheels, json_pages=True, metadata=True)
+    report = tmp_path / "report.json"
+    with serving(upstream) as url:
+        monkeypatch.setenv("PIP_INDEX_URL", url)
+        argv = ["run", "--delta-index", deltas, "--python", str(venv), "--json", str(report), "-q", "--"]
+        assert main([*argv, PDM, "install", "--no-self", "-p", str(project)]) == 0
+    installed(venv, wheels, "alpha", "1.1")
+    rows = {p["name"]: p for p in json.loads(report.read_text())["packages"]}
+    assert rows["alpha"]["method"] == "delta"
+    assert upstream.downloads == {}
+
+
+POETRY = shutil.which("poetry", path=str(Path(sys.executable).parent)) or shutil.which("poetry")
+
+
+def test_poetry_with_the_local_index_as_its_primary_source_gets_the_rebuilt_wheel(
+    wheels: Path, deltas: str, venv: Path, tmp_path: Path
+) -> None:
+    """poetry's one line of configuration: the local index as the project's primary source."""
+    if POETRY is None:
+        pytest.skip("poetry is not installed (pip install poetry)")
+    upstream = SimpleIndex(wheels, json_pages=True, metadata=True)
+    settings = load(deltas, prefer="bytes")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "demo"\nversion = "0"\nrequires-python = ">=3.8"\ndependencies = ["alpha==1.1"]\n'
+        "[tool.poetry]\npackage-mode = false\n"
+    )
+    env = {**isolated_env(), "VIRTUAL_ENV": str(venv.parent.parent), "POETRY_CACHE_DIR": str(tmp_path / "poetry")}
+    env["POETRY_CONFIG_DIR"] = str(tmp_path / "poetry-config")
+    with serving(upstream) as url, local_index([Upstream.parse(url)], settings, Environment(str(venv))) as local:
+        source = [POETRY, "source", "add", "--priority=primary", "pipdelta", local.urls[0]]
+        subprocess.run(source, cwd=project, env=env, check=True, capture_output=True)
+        done = subprocess.run([POETRY, "install"], cwd=project, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        rows = {o.name: o for o in local.ledger.outcomes()}
+    installed(venv, wheels, "alpha", "1.1")
+    assert rows["alpha"].method == "delta"
+    assert upstream.downloads == {}

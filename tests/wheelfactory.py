@@ -20,11 +20,16 @@ def record_line(name: str, content: bytes) -> str:
     return f"{name},sha256={digest},{len(content)}\n"
 
 
-def wheel_members(name: str, version: str, files: Mapping[str, bytes], tag: str = "py3-none-any") -> dict[str, bytes]:
+def wheel_members(
+    name: str, version: str, files: Mapping[str, bytes], tag: str = "py3-none-any", requires: tuple[str, ...] = ()
+) -> dict[str, bytes]:
     """``files`` plus the dist-info a wheel needs (METADATA, WHEEL, RECORD), as pip will install them."""
     dist_info = f"{name}-{version}.dist-info"
     members = dict(files)
-    members[f"{dist_info}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
+    requires_dist = "".join(f"Requires-Dist: {line}\n" for line in requires)
+    members[f"{dist_info}/METADATA"] = (
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{requires_dist}".encode()
+    )
     members[f"{dist_info}/WHEEL"] = (
         f"Wheel-Version: 1.0\nGenerator: pipdelta-tests\nRoot-Is-Purelib: true\nTag: {tag}\n".encode()
     )
@@ -59,6 +64,7 @@ def build_wheel(
     comment: bytes = b"",
     data_descriptors: bool = False,
     tag: str = "py3-none-any",
+    requires: tuple[str, ...] = (),
 ) -> Path:
     """A wheel written by the standard library's zipfile, as setuptools, flit and hatchling do."""
     path = directory / f"{name}-{version}-{tag}.whl"
@@ -66,7 +72,7 @@ def build_wheel(
     with zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as archive:
         for folder in directories:
             archive.writestr(zipfile.ZipInfo(folder.rstrip("/") + "/"), b"")
-        for member, content in wheel_members(name, version, files, tag).items():
+        for member, content in wheel_members(name, version, files, tag, requires).items():
             method = zipfile.ZIP_STORED if member in stored else zipfile.ZIP_DEFLATED
             archive.writestr(member, content, compress_type=method)
         archive.comment = comment

@@ -27,8 +27,11 @@ KEYS = {
     "jobs": int,
     "prefer": str,
     "deadline": float,
+    "policy": str,
 }
 PREFER = ("time", "bytes")
+# Whose versions ``pipdelta upgrade PKG`` installs: the newest pip finds, or the delta index server's targets.
+POLICIES = ("pip", "server")
 
 
 class ConfigError(PipdeltaError):
@@ -44,6 +47,7 @@ class Settings:
     jobs: int = 4
     prefer: str = "time"  # "bytes": always the smallest path, for metered links
     deadline: float | None = None  # seconds a wheel request waits for its rebuild (default: as long as HTTP may take)
+    policy: str = "pip"
 
 
 def config_file(environ: Mapping[str, str] = os.environ) -> Path:
@@ -63,6 +67,9 @@ def load(
         raise ConfigError(f"{path}: 'prefer' must be one of {', '.join(PREFER)}")
     url = index_url or environ.get("PIPDELTA_INDEX_URL") or values.get("index-url")
     cache = environ.get("PIPDELTA_CACHE_DIR") or values.get("cache-dir")
+    policy = environ.get("PIPDELTA_POLICY") or values.get("policy", Settings.policy)
+    if policy not in POLICIES:
+        raise ConfigError(f"'policy' must be one of {', '.join(POLICIES)} (PIPDELTA_POLICY or {path}), not {policy!r}")
     return Settings(
         index_url=url or None,
         cache_dir=Path(cache).expanduser() if cache else default_dir(environ),
@@ -71,6 +78,7 @@ def load(
         jobs=max(1, values.get("jobs", Settings.jobs)),
         prefer=chosen,
         deadline=values.get("deadline"),
+        policy=policy,
     )
 
 

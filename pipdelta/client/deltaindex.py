@@ -5,18 +5,23 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urljoin
 
 from packaging.tags import parse_tag
-from packaging.utils import BuildTag, NormalizedName
+from packaging.utils import BuildTag, NormalizedName, canonicalize_name
 from packaging.version import Version
 
+from pipdelta.client import batches
+from pipdelta.client.batches import Item
 from pipdelta.client.http import MAX_JSON, FetchError, Http
+from pipdelta.index import files, query
+from pipdelta.index.decide import decide
 from pipdelta.index.model import (
-    API_VERSION,
     MAX_CHAIN,
     PROJECT_FILE,
     DeltaEntry,
@@ -27,6 +32,13 @@ from pipdelta.index.model import (
     cheapest_path,
     check_api_version,
 )
+from pipdelta.index.policy import Rule
+
+# What a static file server answers a POST with: no query here, read the files instead. Anything else (a 403
+# from a proxy, a busy server's 503) is an error: the server's policy is never silently replaced by "latest".
+NO_QUERY = (404, 405, 501)
+
+_LOOPBACK = ("localhost", "127.0.0.1", "[::1]")
 
 
 @dataclass(frozen=True)
@@ -81,54 +93,111 @@ class DeltaIndex:
     """A delta index at ``base``: ``pipdelta serve`` or any static copy of its folder."""
 
     def __init__(self, base: str, http: Http) -> None:
-        self.base = base.rstrip("/") + "/"
+        given = base.strip()
+        if "://" not in given:  # "mirror.example/deltas": the scheme is guessed, and the user told
+            host = given.split("/", 1)[0].rsplit(":", 1)[0]
+            given = ("http://" if host in _LOOPBACK else "https://") + given
+        self.base = http.authorize(given).rstrip("/") + "/"  # credentials go to the host, never into messages
         self.http = http
+        self.warnings: list[str] = []
+        if given != base.strip():
+            self.warnings.append(f"the delta index URL has no scheme (http:// or https://); tried {self.base}")
+        self._checked_path = False
+        self._lock = threading.Lock()
 
     def offers(
         self, starts: Mapping[NormalizedName, Start], goals: Mapping[NormalizedName, Goal]
     ) -> dict[NormalizedName, Offer]:
         """An offer for each project in ``goals`` that has a start; raises FetchError when the index is down."""
-        answered = self._query(starts, goals)
+        asked = [starts[name] for name in goals if name in starts]
+        answered = self.answers(asked, {start.name: goals[start.name].version for start in asked})
         if answered is None:
-            answered = {name: self._static(starts[name], goal) for name, goal in goals.items() if name in starts}
-        return {name: _checked(offer, starts[name], goals[name]) for name, offer in answered.items()}
+            offers = {start.name: self._static(start, goals[start.name]) for start in asked}
+        else:
+            offers = {name: _offer(answer) for name, answer in answered.items()}
+        return {name: _checked(offer, starts[name], goals[name]) for name, offer in offers.items()}
 
-    def _query(
-        self, starts: Mapping[NormalizedName, Start], goals: Mapping[NormalizedName, Goal]
-    ) -> dict[NormalizedName, Offer] | None:
-        """The server's answers, or None when ``<base>/query`` is not there (a static index)."""
-        asked = [name for name in goals if name in starts]
-        request = {
-            "meta": {"api-version": API_VERSION},
-            "installed": [starts[name].to_json() for name in asked],
-            "want": {name: str(goals[name].version) for name in asked},
-        }
-        try:
-            status, answer = self.http.post_json(self.base + "query", request)
-        except FetchError as exc:
-            if exc.status is None:
-                raise  # unreachable (or cut off): the static files are on the same server
-            return None  # the query failed, but the static files may still be served
-        if status != 200 or not isinstance(answer, dict):
+    def answers(
+        self, starts: Sequence[Start], want: Mapping[NormalizedName, Version]
+    ) -> dict[NormalizedName, Answer] | None:
+        """The server's answer for each start, in as many requests as its limits need; None from a static index."""
+        items = [Item(s.name, s.to_json(), len(s.key.tags), _str(want.get(s.name))) for s in starts]
+        split = batches.split(items)
+        out = {NormalizedName(name): Answer("unknown", reason=why) for name, why in split.refused.items()}
+        for body in split.bodies:
+            projects = self._post(body)
+            if projects is None:
+                return None
+            out.update((item["name"], Answer.from_json(projects.get(item["name"]))) for item in body["installed"])
+        return out
+
+    def survey(self, starts: Sequence[Start], jobs: int = 4) -> tuple[dict[NormalizedName, Answer], bool]:
+        """What the index's policy says of each start (no ``want``), and whether a server's policy said it.
+
+        A static index has no policy: the server's own decision is made here from each ``deltas.json``,
+        under the default policy (the latest release).
+        """
+        answered = self.answers(starts, {})
+        if answered is not None:
+            return answered, True
+        listed = self._listed()
+
+        def here(start: Start) -> Answer:
+            url, project = self._project(start.name) if listed is None or start.name in listed else ("", None)
+            decision = decide(query.Installed(start.key), None, Rule(), project)
+            return Answer.from_json(decision.to_json(lambda delta: urljoin(url, delta.url)))
+
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            return dict(zip((s.name for s in starts), pool.map(here, starts), strict=True)), False
+
+    def _post(self, body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """One query's ``projects``, or None when ``<base>/query`` is not there (a static index)."""
+        status, answer = self.http.post_json(self.base + "query", body)  # a FetchError when down or busy
+        if status in NO_QUERY:
             return None
+        if status != 200 or not isinstance(answer, dict):
+            error = answer.get("error") if isinstance(answer, dict) else None
+            raise FetchError(f"the delta index's query answered {status}: {error or 'not JSON'}", status)
         check_api_version(answer)
         projects = answer.get("projects")
         if not isinstance(projects, dict):
             raise IndexFormatError("the query answer has no 'projects' object")
-        return {name: _offer(projects.get(name)) for name in asked}
+        return projects
 
-    def _static(self, start: Start, goal: Goal) -> Offer:
-        url = f"{self.base}{start.name}/{PROJECT_FILE}"
+    def _listed(self) -> frozenset[str] | None:
+        """The projects a static index's ``index.json`` lists; None when it has none to read."""
+        try:
+            document = json.loads(self.http.get(self.base + files.ROOT_FILE, limit=MAX_JSON))
+        except FetchError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        except ValueError:
+            return None
+        projects = document.get("projects") if isinstance(document, dict) else None
+        if not isinstance(projects, list):
+            return None
+        return frozenset(canonicalize_name(str(name)) for name in projects)
+
+    def _project(self, name: NormalizedName) -> tuple[str, ProjectIndex | None]:
+        """A project's ``deltas.json`` URL and contents (None when the index has no such file)."""
+        url = f"{self.base}{name}/{PROJECT_FILE}"
         try:
             document = self.http.get(url, limit=MAX_JSON)
         except FetchError as exc:
             if exc.status == 404:
-                return Offer(reason="the delta index has no deltas for this project")
+                self._check_path(url)
+                return url, None
             raise
         try:
-            project = ProjectIndex.from_json(json.loads(document))
+            return url, ProjectIndex.from_json(json.loads(document))
         except (ValueError, RecursionError) as exc:
             raise IndexFormatError(f"{url} is not a valid delta file: {str(exc) or type(exc).__name__}") from None
+
+    def _static(self, start: Start, goal: Goal) -> Offer:
+        url, project = self._project(start.name)
+        if project is None:
+            return Offer(reason="the delta index has no deltas for this project")
         target = next((w for w in project.wheels if w.sha256 == goal.sha256), None)
         if target is None:
             return Offer(reason="the delta index does not have the wheel pip chose")
@@ -137,28 +206,71 @@ class DeltaIndex:
             return Offer(full_size=target.size, reason="no patch path is smaller than the wheel")
         return Offer(tuple(replace(d, url=urljoin(url, d.url)) for d in path), target.size)
 
+    def _check_path(self, missing: str) -> None:
+        """Once: when ``index.json`` is missing too, the URL's path is likely wrong; a warning says what was tried."""
+        with self._lock:
+            if self._checked_path:
+                return
+            self._checked_path = True
+        root = self.base + files.ROOT_FILE
+        try:
+            self.http.get(root, limit=MAX_JSON)
+        except FetchError as exc:
+            if exc.status == 404:
+                self.warnings.append(
+                    f"the delta index URL {self.base} looks wrong: {self.base}query, {missing} and {root} "
+                    "all answered 404 (give the folder that holds index.json)"
+                )
 
-def _offer(project: Any) -> Offer:
-    """One project's entry of a query answer (docs/INDEX.md)."""
-    if not isinstance(project, Mapping):
-        return Offer(reason="the delta index did not answer for this project")
-    status = project.get("status")
-    if status != "upgrade":
-        reason = project.get("reason")
+
+@dataclass(frozen=True)
+class Answer:
+    """One project's entry of a query answer (docs/INDEX.md); ``status`` is empty when there was none."""
+
+    status: str
+    target: WheelEntry | None = None
+    patches: tuple[DeltaEntry, ...] = ()
+    reason: str | None = None
+
+    @property
+    def path(self) -> str:
+        return "full" if not self.patches else "delta" if len(self.patches) == 1 else "chain"
+
+    @property
+    def bytes(self) -> int:
+        return sum(p.size for p in self.patches) if self.patches else self.target.size if self.target else 0
+
+    @classmethod
+    def from_json(cls, obj: Any) -> Answer:
+        if not isinstance(obj, Mapping):
+            return cls("")
+        status, reason = str(obj.get("status")), obj.get("reason")
+        reason = reason if isinstance(reason, str) else None
+        if status != "upgrade":
+            return cls(status, reason=reason)
+        patches = obj.get("patches")
+        if not isinstance(patches, list):
+            raise IndexFormatError("'patches' must be a list")
+        target = WheelEntry.from_json(_mapping(obj, "to"))
+        return cls(status, target, tuple(DeltaEntry.from_json(p) for p in patches), reason)
+
+
+def _offer(answer: Answer) -> Offer:
+    """What the client makes of one project's answer when it asked for pip's version."""
+    if answer.status != "upgrade" or answer.target is None:
         why = {
             "up-to-date": "the index's policy keeps the installed version",
             "held": "the index's policy holds this project",
             "unknown": "the delta index has no wheels of this project with these tags",
-            "refused": f"the index's policy refuses this version ({reason})" if reason else "refused by the index",
+            "refused": f"the index's policy refuses this version ({answer.reason})"
+            if answer.reason
+            else "refused by the index",
+            "": "the delta index did not answer for this project",
         }
-        return Offer(reason=why.get(str(status), f"the delta index answered status {status!r}"))
-    target = WheelEntry.from_json(_mapping(project, "to"))
-    patches = project.get("patches")
-    if not isinstance(patches, list):
-        raise IndexFormatError("'patches' must be a list")
-    if not patches:
-        return Offer(full_size=target.size, reason="no patch path is smaller than the wheel")
-    return Offer(tuple(DeltaEntry.from_json(p) for p in patches), target.size)
+        return Offer(reason=why.get(answer.status, f"the delta index answered status {answer.status!r}"))
+    if not answer.patches:
+        return Offer(full_size=answer.target.size, reason="no patch path is smaller than the wheel")
+    return Offer(answer.patches, answer.target.size)
 
 
 def _checked(offer: Offer, start: Start, goal: Goal) -> Offer:
@@ -187,6 +299,10 @@ def _mapping(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise IndexFormatError(f"{key!r} must be an object")
     return value
+
+
+def _str(version: Version | None) -> str | None:
+    return None if version is None else str(version)
 
 
 def _build_tag(build: str | None) -> BuildTag:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -18,6 +20,7 @@ from pipdelta.errors import PipdeltaError
 
 USER_AGENT = f"pipdelta/{__version__}"
 MAX_JSON = 64 << 20  # no project's delta metadata comes near this
+MAX_RETRY_AFTER = 30.0  # a busy server's Retry-After is honoured up to this many seconds
 # Redirects are followed (mirrors move pages and files); every other retry is this module's own, with backoff.
 _REDIRECTS = urllib3.Retry(total=None, connect=0, read=0, redirect=5, status=0, other=0, raise_on_redirect=False)
 
@@ -26,13 +29,17 @@ class FetchError(PipdeltaError):
     """A download failed, was cut short, was larger than declared or had the wrong sha256.
 
     ``status`` is the HTTP status when the server answered with an error; ``transient`` says whether
-    another try may succeed (no connection, a 5xx, a body cut short).
+    another try may succeed (no connection, a 5xx, a body cut short); ``retry_after`` is how long a busy
+    server asked the client to wait before that try.
     """
 
-    def __init__(self, message: str, status: int | None = None, *, transient: bool = False) -> None:
+    def __init__(
+        self, message: str, status: int | None = None, *, transient: bool = False, retry_after: float = 0.0
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.transient = transient
+        self.retry_after = retry_after
 
 
 class Http:
@@ -46,6 +53,36 @@ class Http:
         self._direct = urllib3.PoolManager(maxsize=16, headers={"User-Agent": USER_AGENT})
         self._proxied: dict[str, urllib3.ProxyManager] = {}
         self._lock = threading.Lock()
+        self._credentials: dict[str, dict[str, str]] = {}  # basic auth by origin (scheme://host:port)
+
+    def authorize(self, url: str) -> str:
+        """``url`` without its credentials, which are sent (HTTP basic) to its origin alone from now on.
+
+        The URL returned is the only spelling that reaches messages and reports.
+        """
+        parts = urllib.parse.urlsplit(url)
+        if parts.username is None:
+            return url
+        origin = _origin(parts)
+        secret = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        self._credentials[origin] = urllib3.make_headers(basic_auth=secret)
+        return urllib.parse.urlunsplit((parts.scheme, origin.split("://", 1)[1], parts.path, parts.query, ""))
+
+    def _headers(self, url: str, extra: Mapping[str, str] | None) -> dict[str, str]:
+        origin = _origin(urllib.parse.urlsplit(url))
+        return {"User-Agent": USER_AGENT, **self._credentials.get(origin, {}), **(extra or {})}
+
+    def _stream(self, url: str, headers: Mapping[str, str] | None) -> urllib3.BaseHTTPResponse:
+        """A ``GET`` whose body is not read yet (redirects followed)."""
+        response: urllib3.BaseHTTPResponse = self._pool(url).request(
+            "GET",
+            url,
+            headers=self._headers(url, headers),
+            timeout=self.timeout,
+            retries=_REDIRECTS,
+            preload_content=False,
+        )
+        return response
 
     def _pool(self, url: str) -> urllib3.PoolManager:
         parsed = urllib3.util.parse_url(url)
@@ -78,9 +115,7 @@ class Http:
         """A streaming ``GET`` answered 200 or 206 (the caller reads and releases it); retried like :meth:`get`."""
 
         def once() -> urllib3.BaseHTTPResponse:
-            response = self._pool(url).request(
-                "GET", url, headers=_headers(headers), timeout=self.timeout, retries=_REDIRECTS, preload_content=False
-            )
+            response = self._stream(url, headers)
             if response.status not in (200, 206):
                 response.release_conn()
                 raise FetchError(f"{url} answered {response.status}", response.status, transient=response.status >= 500)
@@ -98,14 +133,19 @@ class Http:
                 "POST",
                 url,
                 body=body,
-                headers={"Content-Type": "application/json", "Accept": "application/vnd.pipdelta.v1+json"},
+                headers=self._headers(
+                    url, {"Content-Type": "application/json", "Accept": "application/vnd.pipdelta.v1+json"}
+                ),
                 timeout=self.timeout,
                 retries=False,
                 preload_content=False,
             )
             try:
                 if response.status >= 500 and response.status != 501:  # 501: no such endpoint here
-                    raise FetchError(f"{url} answered {response.status}", response.status, transient=True)
+                    wait = _retry_after(response.headers.get("Retry-After"))
+                    raise FetchError(
+                        f"{url} answered {response.status}", response.status, transient=True, retry_after=wait
+                    )
                 data = _read(response, url, limit, None, progress=None)
             finally:
                 response.release_conn()
@@ -126,16 +166,19 @@ class Http:
     def _with_retries(self, url: str, once: Callable[[], Any]) -> Any:
         attempt = 0
         while True:
+            wait = 0.0
             try:
                 return once()
             except FetchError as exc:
                 if not exc.transient or attempt >= self.retries:
                     raise
+                wait = exc.retry_after
             except Urllib3Error as exc:
                 if attempt >= self.retries:
                     raise FetchError(f"cannot download {url}: {_reason(exc)}", transient=True) from None
             attempt += 1
-            time.sleep(_backoff(attempt))
+            # A busy server's Retry-After, spread a little so that a fleet does not come back all at once.
+            time.sleep(wait * random.uniform(1.0, 1.5) if wait else _backoff(attempt))
 
     def _get_once(
         self,
@@ -146,9 +189,7 @@ class Http:
         progress: Callable[[int], None] | None,
         headers: Mapping[str, str] | None,
     ) -> bytes:
-        response = self._pool(url).request(
-            "GET", url, headers=_headers(headers), timeout=self.timeout, retries=_REDIRECTS, preload_content=False
-        )
+        response = self._stream(url, headers)
         try:
             if response.status != 200:
                 raise FetchError(f"{url} answered {response.status}", response.status, transient=response.status >= 500)
@@ -183,12 +224,19 @@ def _read(
     return bytes(data)
 
 
+def _retry_after(header: str | None) -> float:
+    """Seconds from a ``Retry-After: N`` header (an HTTP date, or none: 0), at most MAX_RETRY_AFTER."""
+    text = (header or "").strip()
+    return min(float(text), MAX_RETRY_AFTER) if text.isdigit() else 0.0
+
+
+def _origin(parts: urllib.parse.SplitResult) -> str:
+    """``scheme://host[:port]``, without credentials."""
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
+
+
 def _backoff(attempt: int) -> float:
     return 0.2 * 2.0**attempt
-
-
-def _headers(extra: Mapping[str, str] | None) -> dict[str, str]:
-    return {"User-Agent": USER_AGENT, **(extra or {})}
 
 
 def _reason(exc: Exception) -> str:

@@ -45,6 +45,35 @@ def from_pip(environment: Environment) -> Indexes:
     return Indexes(_unique([primary, *found.get("extra-index-url", (0, ""))[1].split()]))
 
 
+def with_options(indexes: Indexes, options: Sequence[str]) -> tuple[Indexes, list[str]]:
+    """``indexes`` as pip's own ``-i``/``--index-url`` and ``--extra-index-url`` among ``options`` set them, and
+    the other options.
+
+    Given on pipdelta's command line they replace the configured ones, as on pip's; the local index then
+    stands in front of them, so they are not passed on to pip (it would go around the local index).
+    """
+    primary: str | None = None
+    extras: list[str] = []
+    rest: list[str] = []
+    items = iter(options)
+    for token in items:
+        name, equals, value = token.partition("=")
+        if token in ("-i", "--index-url", "--extra-index-url"):
+            name, value = token, next(items, "")
+        elif token.startswith("-i") and not token.startswith("--") and len(token) > 2:
+            name, value = "-i", token[2:]
+        elif not (equals and name in ("--index-url", "--extra-index-url")):
+            rest.append(token)
+            continue
+        if name == "--extra-index-url":
+            extras.append(value)
+        else:
+            primary = value
+    if primary is None and not extras:
+        return indexes, rest
+    return Indexes(_unique([primary or indexes.urls[0], *(extras or indexes.urls[1:])])), rest
+
+
 def with_uv(indexes: Indexes, environ: Mapping[str, str]) -> Indexes:
     """``indexes`` with uv's own index variables, when set, taking part too (uv's default index first)."""
     primary = environ.get("UV_DEFAULT_INDEX") or environ.get("UV_INDEX_URL")

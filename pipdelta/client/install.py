@@ -14,8 +14,11 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from pipdelta.client.environment import Environment, PipFailed
+from pipdelta.client.environment import Installed as Here
 from pipdelta.client.report import FAILED, INCOMPLETE, INSTALLED, Outcome, Report
 from pipdelta.errors import PipdeltaError
+
+REPORT_PIP = Version("22.2")  # the first pip with ``install --report`` (and ``--dry-run``)
 
 
 class ReportError(PipdeltaError):
@@ -36,6 +39,7 @@ class Installed:
 
     @property
     def filename(self) -> str:
+        """The wheel's filename (empty when pip gave no report, so no URL, for it)."""
         return unquote(urlsplit(self.url).path.rsplit("/", 1)[-1])
 
 
@@ -47,6 +51,7 @@ class Request:
     files: tuple[Path, ...] = ()
     upgrade: bool = False
     no_deps: bool = False
+    options: tuple[str, ...] = ()  # pip's own options, passed on as given (``--pre``, ``-c FILE``, ``-e DIR``, ...)
 
     def pip_args(self) -> list[str]:
         args = ["--upgrade"] if self.upgrade else []
@@ -54,7 +59,7 @@ class Request:
             args.append("--no-deps")
         for path in self.files:
             args += ["-r", str(path)]
-        return [*args, *self.requirements]
+        return [*args, *self.options, *self.requirements]
 
 
 @dataclass(frozen=True)
@@ -66,29 +71,50 @@ class PipRun:
 
 
 def install(
-    environment: Environment, request: Request, env: Mapping[str, str], *, dry_run: bool, quiet: bool
+    environment: Environment,
+    request: Request,
+    env: Mapping[str, str],
+    before: Mapping[NormalizedName, Here],
+    *,
+    dry_run: bool,
+    quiet: bool,
 ) -> PipRun:
     """Run ``pip install`` for ``request`` with ``env`` (the local index's URLs); what pip chose, in its order.
 
-    A failed run is returned, not raised: what it changed is for :func:`confirm` to find out.
+    pip's report (pip 22.2 and newer) says what it chose; an older pip's choice is what changed in the
+    environment since ``before``. A failed run is returned, not raised: what it changed is for
+    :func:`confirm` to find out. pip's warnings and errors reach the user as pip writes them.
     """
+    # A dry run changes nothing: pipdelta's own pip plans it, reading PEP 658 metadata where older pips would
+    # download every wheel.
+    reports = dry_run or environment.own_pip is None or environment.own_pip >= REPORT_PIP
     with tempfile.TemporaryDirectory(prefix="pipdelta-install-") as tmp:
         report = Path(tmp) / "report.json"
         args = [
             "install",
-            "--report",
-            str(report),
+            *(["--report", str(report)] if reports else []),
             *(["--dry-run"] if dry_run else []),
             *(["--quiet"] if quiet else []),
         ]
         try:
-            environment.pip([*args, *request.pip_args()], capture=quiet, env=env)
+            environment.pip([*args, *request.pip_args()], capture=quiet, env=env, echo=True, ours=dry_run)
         except PipFailed as exc:
             return PipRun([], exc)
+        if not reports:
+            return PipRun(changed(before, environment.installed()), None)
         try:
             return PipRun(parse_report(json.loads(report.read_text(encoding="utf-8"))), None)
         except (OSError, ValueError) as exc:
             raise ReportError(f"pip ran but wrote no readable installation report: {exc}") from None
+
+
+def changed(before: Mapping[NormalizedName, Here], after: Mapping[NormalizedName, Here]) -> list[Installed]:
+    """What an install run without a report installed: every distribution new or of another version since ``before``."""
+    return [
+        Installed(name, here.version, "")
+        for name, here in after.items()
+        if name not in before or before[name].version != here.version
+    ]
 
 
 def parse_report(document: Any) -> list[Installed]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import replace
 
-from packaging.utils import NormalizedName
+from packaging.utils import NormalizedName, canonicalize_name
 
 from pipdelta.client import indexes, locks
 from pipdelta.client.config import Settings
@@ -32,33 +33,50 @@ def run(
     The environment stays locked for the pip run (a dry run changes nothing and takes no lock), so two
     runs never interleave on it.
     """
-    configured = indexes.from_pip(environment)
+    began = time.perf_counter()
+    configured, options = indexes.with_options(indexes.from_pip(environment), request.options)
+    request = replace(request, options=tuple(options))
     upstreams = [Upstream.parse(url) for url in configured.upstream]
     with nullcontext() if dry_run else locks.environment(environment, settings.cache_dir):
         before = environment.installed()
         with local_index(upstreams, settings, environment, plan_only=dry_run) as local:
             env = indexes.installer_environment(local.urls, configured.local)
-            pip_run = install(environment, request, env, dry_run=dry_run, quiet=quiet)
-            for line in local.ledger.warnings:
+            pip_began = time.perf_counter()
+            pip_run = install(environment, request, env, before, dry_run=dry_run, quiet=quiet)
+            pip_seconds = time.perf_counter() - pip_began
+            for line in local.warnings:
                 warn(line)
             outcomes = [_outcome(item, local, before, dry_run=dry_run) for item in pip_run.chosen]
+            base, warnings = local.rebuilds.context.delta_index.base, local.warnings
         if pip_run.error is None and not outcomes:
-            return Report([], NOTHING)
-        if dry_run and pip_run.error is None:
-            return Report(outcomes, DRY_RUN)
-        return confirm(environment, outcomes, pip_run.error)
+            report = Report([], NOTHING)
+        elif dry_run and pip_run.error is None:
+            report = Report(outcomes, DRY_RUN)
+        else:
+            report = confirm(environment, outcomes, pip_run.error)
+    report.delta_index, report.warnings = base, warnings
+    report.timings = {"pip": round(pip_seconds, 3), "total": round(time.perf_counter() - began, 3)}
+    return report
 
 
 def _outcome(item: Installed, local: LocalIndex, before: Mapping[NormalizedName, Here], *, dry_run: bool) -> Outcome:
     """The ledger's row for ``item`` (the plan's, in a dry run), or why the local index did not serve it."""
-    row = local.ledger.get(item.filename)
+    row = local.ledger.get(item.filename) if item.url else _served(local, item)
     if dry_run and row is None:
         job = local.rebuilds.get(untoken(item.url.rsplit("/", 2)[-2]) or "")
         if job is not None and job.done.wait(local.rebuilds.context.meter.wait):
             row = replace(job.outcome)
     here = before.get(item.name)
-    if row is None:
-        row = Outcome(item.name, None, str(item.version), reason="not downloaded through the local index")
+    if row is None:  # pip's own cache, a local file, find-links: nothing came through the local index
+        row = Outcome(item.name, None, str(item.version), downloaded=0, reason="not downloaded through the local index")
     if row.old is None and here is not None:
         row.old = str(here.version)
     return row
+
+
+def _served(local: LocalIndex, item: Installed) -> Outcome | None:
+    """The ledger's row for ``item`` found by name and version (an old pip's run gives no filename)."""
+    for row in local.ledger.outcomes():
+        if canonicalize_name(row.name) == item.name and row.new == str(item.version):
+            return row
+    return None

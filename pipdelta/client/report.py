@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from pipdelta import __version__
 from pipdelta.errors import PipdeltaError
 
 DELTA, CHAIN, FULL = "delta", "chain", "full"
@@ -52,6 +54,9 @@ class Report:
     outcomes: list[Outcome]
     status: str
     error: PipdeltaError | None = None
+    warnings: list[str] = field(default_factory=list)
+    delta_index: str | None = None  # its base URL, never with credentials
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: pip's run, the whole command
 
 
 @dataclass(frozen=True)
@@ -95,11 +100,11 @@ def table(outcomes: Sequence[Outcome], *, title: str = "pipdelta", planned_only:
         grid.add_row(
             o.name,
             f"{o.old or '—'} → {o.new}",
-            _size(o.full_size),
-            _size(o.downloaded),
+            size_text(o.full_size),
+            size_text(o.downloaded),
             "—"
             if saved is None or o.full_size is None
-            else f"{_size(saved)} ({100 * saved / (o.full_size or 1):.0f}%)",
+            else f"{size_text(saved)} ({100 * saved / (o.full_size or 1):.0f}%)",
             how,
         )
     t = totals(outcomes)
@@ -109,9 +114,9 @@ def table(outcomes: Sequence[Outcome], *, title: str = "pipdelta", planned_only:
         f"{t.packages} packages",
         f"{t.patched} patched, {t.full} full"
         + ("" if planned_only or t.installed == t.packages else f", {t.packages - t.installed} not installed"),
-        _size(t.full_size),
-        _size(t.downloaded),
-        f"{_size(t.saved)}{share}",
+        size_text(t.full_size),
+        size_text(t.downloaded),
+        f"{size_text(t.saved)}{share}",
         "",
     )
     return grid
@@ -124,25 +129,40 @@ def show(report: Report, console: Console, *, title: str = "pipdelta") -> None:
 def to_json(report: Report) -> dict[str, Any]:
     t = totals(report.outcomes)
     return {
+        "pipdelta": __version__,
+        "delta_index": report.delta_index,
         "status": report.status,
         "error": None if report.error is None else str(report.error),
         "dry_run": report.status == DRY_RUN,
         "packages": [{**asdict(o), "saved": o.saved} for o in report.outcomes],
         "totals": {**asdict(t), "saved": t.saved},
+        "timings": report.timings,
+        "warnings": report.warnings,
     }
 
 
 def write_json(path: Path, report: Report) -> None:
+    write_document(path, to_json(report))
+
+
+def write_document(path: Path, document: Any) -> None:
+    """Write a JSON report for CI into ``path``; ``-`` is standard output. A PipdeltaError when it cannot."""
+    text = json.dumps(document, indent=2) + "\n"
+    if str(path) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
     try:
-        path.write_text(json.dumps(to_json(report), indent=2) + "\n", encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise PipdeltaError(f"cannot write the report to {path}: {exc.strerror}") from None
 
 
-def _size(n: int | None) -> str:
+def size_text(n: int | None) -> str:
+    """``n`` bytes in SI units, as they are named: 1 kB is 1,000 bytes, 1 MB 1,000,000; ``—`` when unknown."""
     if n is None:
         return "—"
-    for unit, scale in (("MB", 1 << 20), ("kB", 1 << 10)):
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
         if abs(n) >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{n} B"

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipdelta.errors import UsageError
 
+WIDE = 200  # columns for the table when not on a terminal: wide enough for every column, never padded
 
-def _settings(args: argparse.Namespace) -> Any:
+if TYPE_CHECKING:
+    from pipdelta.client.config import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
     from pipdelta.client import config
 
     settings = config.load(args.delta_index, prefer=args.prefer)
@@ -22,8 +29,6 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _run(args: argparse.Namespace, requirements: list[str], files: list[Path], upgrade: bool) -> int:
-    from rich.console import Console
-
     from pipdelta.client import pipeline, report
     from pipdelta.client.environment import Environment
     from pipdelta.client.install import Request
@@ -32,20 +37,20 @@ def _run(args: argparse.Namespace, requirements: list[str], files: list[Path], u
     for path in files:
         if not path.is_file():
             raise UsageError(f"requirements file {path} does not exist")
-    console = Console(stderr=True)
+    out, err = _consoles(args)
     result = pipeline.run(
         Environment.of(args.python),
-        Request(tuple(requirements), tuple(files), upgrade, args.no_deps),
+        Request(tuple(requirements), tuple(files), upgrade, args.no_deps, tuple(args.pip_options)),
         settings,
         dry_run=args.dry_run,
-        quiet=args.quiet or not console.is_terminal,
-        warn=lambda line: console.print(f"[yellow]pipdelta: warning:[/] {line}", highlight=False, soft_wrap=True),
+        quiet=args.quiet or not err.is_terminal,
+        warn=lambda line: _warn(err, line),
     )
-    if not result.outcomes:
-        print("Nothing to do: pip would install nothing.")
+    if not result.outcomes and result.error is None:
+        out.print("Nothing to do: pip would install nothing.", highlight=False)
     elif not args.quiet:
         title = "pipdelta plan (dry run: nothing downloaded or installed)" if args.dry_run else "pipdelta"
-        report.show(result, Console(), title=title)
+        report.show(result, out, title=title)
     if args.json is not None:
         report.write_json(args.json, result)
     if result.error is not None:
@@ -53,11 +58,27 @@ def _run(args: argparse.Namespace, requirements: list[str], files: list[Path], u
     return 0
 
 
+def _consoles(args: argparse.Namespace) -> tuple[Any, Any]:
+    """Where the table goes (stderr when ``--json -`` takes stdout) and where warnings go; never cut to 80
+    columns when not a terminal (a CI log keeps every column)."""
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    out = err if str(args.json) == "-" else Console()
+    for console in {id(out): out, id(err): err}.values():
+        if not console.is_terminal:
+            console.width = WIDE
+    return out, err
+
+
+def _warn(console: Any, line: str) -> None:
+    console.print(f"[yellow]pipdelta: warning:[/] {line}", highlight=False, soft_wrap=True)
+
+
 def _command(args: argparse.Namespace) -> int:
     import os
     import subprocess
-
-    from rich.console import Console
+    import time
 
     from pipdelta.client import indexes, report
     from pipdelta.client.environment import Environment
@@ -67,9 +88,11 @@ def _command(args: argparse.Namespace) -> int:
     command = args.command_line[1:] if args.command_line[:1] == ["--"] else args.command_line
     if not command:
         raise UsageError("nothing to run: pipdelta run [options] -- COMMAND...")
+    began = time.perf_counter()
     settings = _settings(args)
     environment = Environment.of(args.python)
     configured = indexes.with_uv(indexes.from_pip(environment), os.environ)
+    _, err = _consoles(args)
     with local_index([Upstream.parse(u) for u in configured.upstream], settings, environment) as local:
         env = {**os.environ, **indexes.installer_environment(local.urls, configured.local)}
         try:
@@ -77,8 +100,11 @@ def _command(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UsageError(f"cannot run {command[0]}: {exc.strerror or exc}") from None
         result = local.report(report.INSTALLED if status == 0 else report.FAILED)
+    for line in result.warnings:
+        _warn(err, line)
+    result.timings = {"total": round(time.perf_counter() - began, 3)}
     if result.outcomes and not args.quiet:
-        report.show(result, Console(stderr=True))
+        report.show(result, err)
     if args.json is not None:
         report.write_json(args.json, result)
     return status
@@ -88,8 +114,6 @@ def _proxy(args: argparse.Namespace) -> int:
     import os
     import signal
     import threading
-
-    from rich.console import Console
 
     from pipdelta.client import indexes, report
     from pipdelta.client.environment import Environment
@@ -110,20 +134,65 @@ def _proxy(args: argparse.Namespace) -> int:
             print(f"export {name}='{value}'", flush=True)
         stop.wait()
         result = local.report(report.INSTALLED)
+    _, err = _consoles(args)
+    for line in result.warnings:
+        _warn(err, line)
     if result.outcomes:
-        report.show(result, Console(stderr=True))
+        report.show(result, err)
     if args.json is not None:
         report.write_json(args.json, result)
     return 0
 
 
 def _upgrade(args: argparse.Namespace) -> int:
-    return _run(args, args.packages, [], True)
+    if bool(args.packages) == args.all:
+        raise UsageError("give the packages to upgrade, or --all (not both)")
+    policy = args.policy or ("server" if args.all else _settings(args).policy)
+    if policy == "pip":
+        if args.all:
+            raise UsageError("--all upgrades to the delta index's targets: it cannot be used with --policy pip")
+        return _run(args, args.packages, [], True)
+    return _upgrade_to_targets(args)
+
+
+def _upgrade_to_targets(args: argparse.Namespace) -> int:
+    """The server's targets, handed to the same run as ``pipdelta upgrade PKG...`` as ``name==version``."""
+    from pipdelta.client import outdated, targets
+    from pipdelta.client.environment import Environment
+
+    survey = targets.survey(Environment.of(args.python), _settings(args))
+    if not survey.server:
+        print(outdated.STATIC_NOTE)
+    names = None if args.all else survey.select(args.packages)
+    for row in survey.left_alone(names):
+        print(f"left alone: {row.installed.name} {row.installed.version} ({outdated.verdict(row)})")
+    due = survey.due(names)
+    if not due:
+        print("Nothing to do: every project is at the delta index's target.")
+        return 0
+    return _run(args, survey.requirements(due), [], True)
+
+
+def _outdated(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from pipdelta.client import outdated, report, targets
+    from pipdelta.client.environment import Environment
+
+    settings = _settings(args)
+    assert settings.index_url is not None
+    survey = targets.survey(Environment.of(args.python), settings)
+    if not survey.server:
+        print(outdated.STATIC_NOTE)
+    Console().print(outdated.table(survey, settings.index_url))
+    if args.json is not None:
+        report.write_document(args.json, outdated.to_json(survey, settings.index_url))
+    return 0
 
 
 def _install(args: argparse.Namespace) -> int:
-    if not args.packages and not args.requirement:
-        raise UsageError("nothing to install: give requirements or -r FILE")
+    if not args.packages and not args.requirement and not args.pip_options:
+        raise UsageError("nothing to install: give requirements, -r FILE or pip's options after --")
     return _run(args, args.packages, args.requirement, args.upgrade)
 
 
@@ -159,11 +228,16 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _index_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--delta-index", metavar="URL", help="delta index base URL (default: $PIPDELTA_INDEX_URL)")
-    parser.add_argument("--python", metavar="PYTHON", help="act on this interpreter's environment")
+    parser.add_argument(
+        "--python",
+        metavar="PYTHON",
+        help="act on this environment: an interpreter or a venv folder (default: the active venv, "
+        "else ./.venv, else pipdelta's own)",
+    )
     parser.add_argument(
         "--prefer", choices=("time", "bytes"), help="bytes: always the smallest download (metered links)"
     )
-    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON (- for stdout)")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -173,15 +247,50 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no table (warnings still go to stderr)")
 
 
+class PipOptions(argparse.ArgumentParser):
+    """A command whose arguments after ``--`` are pip's own (``-- --pre -c FILE -e DIR``), passed on untouched."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        given = list(sys.argv[1:] if args is None else args)
+        cut = given.index("--") if "--" in given else len(given)
+        parsed, extras = super().parse_known_args(given[:cut], namespace)
+        parsed.pip_options = given[cut + 1 :]
+        return parsed, extras
+
+
 def register(commands: Any) -> None:
     """Add the client's commands to the ``pipdelta`` parser."""
     upgrade = commands.add_parser("upgrade", help="upgrade packages, downloading patches instead of wheels")
-    upgrade.add_argument("packages", nargs="+", metavar="PKG", help="requirement specifiers, as for pip")
+    upgrade.__class__ = PipOptions  # the subparsers action makes plain parsers
+    upgrade.add_argument(
+        "packages",
+        nargs="*",
+        metavar="PKG",
+        help="requirement specifiers, as for pip (then, after --, pip's own options)",
+    )
+    upgrade.add_argument("--all", action="store_true", help="every project the delta index's policy says is due")
+    upgrade.add_argument(
+        "--policy",
+        choices=("pip", "server"),
+        help="whose versions: the newest pip finds, or the delta index server's targets (default: config, pip)",
+    )
     _common(upgrade)
     upgrade.set_defaults(handler=_upgrade)
 
+    outdated = commands.add_parser("outdated", help="what the delta index's policy says of each installed project")
+    _index_options(outdated)
+    outdated.set_defaults(handler=_outdated)
+
     install = commands.add_parser("install", help="pip install, downloading patches instead of wheels")
-    install.add_argument("packages", nargs="*", metavar="PKG", help="requirement specifiers, as for pip")
+    install.__class__ = PipOptions
+    install.add_argument(
+        "packages",
+        nargs="*",
+        metavar="PKG",
+        help="requirement specifiers, as for pip (then, after --, pip's own options)",
+    )
     install.add_argument("-r", "--requirement", action="append", type=Path, default=[], metavar="FILE")
     install.add_argument("-U", "--upgrade", action="store_true", help="upgrade what is already installed")
     _common(install)

@@ -108,7 +108,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from pipdelta.index.policy import Policy
+    from pipdelta.index.policy import Policy, PolicyFile
     from pipdelta.server import run
     from pipdelta.server.app import WORK, WORK_PER_CLIENT, IndexApp
     from pipdelta.server.catalog import Catalog, StaticCatalog
@@ -117,7 +117,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     _warnings_to_stderr()
     stats = Stats()
-    policy = Policy.load(args.targets) if args.targets else Policy()
+    policy = PolicyFile(args.targets) if args.targets else Policy()
     catalog: Catalog
     if args.upstream:
         from pipdelta.server.ondemand import OnDemandCatalog
@@ -166,7 +166,12 @@ def register(commands: Any) -> None:
     serve.add_argument("index_dir", type=Path, nargs="?", metavar="INDEX_DIR", help="made by `pipdelta index build`")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0: any free one)")
-    serve.add_argument("--targets", type=Path, metavar="FILE", help="target-version policy (TOML, docs/INDEX.md)")
+    serve.add_argument(
+        "--targets",
+        type=Path,
+        metavar="FILE",
+        help="target-version policy (TOML, docs/INDEX.md), read again when it changes",
+    )
     serve.add_argument("--base-url", metavar="URL", help="public URL of the index, when behind a proxy")
     serve.add_argument("--threads", type=int, default=8, help="requests served at once")
     serve.add_argument("--max-queries", type=int, metavar="N", help="queries at once (default 6)")

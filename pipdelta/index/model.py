@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from packaging.tags import Tag
@@ -59,8 +60,8 @@ class WheelEntry:
     size: int
     url: str | None = None  # on the primary index, when known
 
-    @property
-    def key(self) -> WheelKey:
+    @functools.cached_property
+    def key(self) -> WheelKey:  # parsed once: a query asks for it of every wheel and delta of a project
         return WheelKey.from_filename(self.filename)
 
     def to_json(self) -> dict[str, Any]:
@@ -136,13 +137,16 @@ class ProjectIndex:
             raise IndexFormatError("a project delta file must be a JSON object")
         check_api_version(obj)
         try:
-            return cls(
-                canonicalize_name(_str(obj, "name")),
-                tuple(WheelEntry.from_json(w) for w in _list(obj, "wheels")),
-                tuple(DeltaEntry.from_json(d) for d in _list(obj, "deltas")),
-            )
+            wheels = tuple(WheelEntry.from_json(w) for w in _list(obj, "wheels"))
+            deltas = tuple(DeltaEntry.from_json(d) for d in _list(obj, "deltas"))
         except (TypeError, AttributeError) as exc:
             raise IndexFormatError(f"malformed project delta file ({exc})") from None
+        # A delta's ends are the very entries of the wheel list: each filename is then parsed once (``key``).
+        shared = {wheel: wheel for wheel in wheels}
+        deltas = tuple(
+            replace(d, old=shared.setdefault(d.old, d.old), new=shared.setdefault(d.new, d.new)) for d in deltas
+        )
+        return cls(canonicalize_name(_str(obj, "name")), wheels, deltas)
 
 
 def check_api_version(obj: Mapping[str, Any]) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,10 @@ class Policy:
     def rule(self, name: NormalizedName) -> Rule:
         return self.projects.get(name, Rule())
 
+    def current(self, warn: Callable[[str], None]) -> Policy:
+        """The policy in force: this one (a :class:`PolicyFile` may have been edited since)."""
+        return self
+
     @classmethod
     def load(cls, path: Path) -> Policy:
         try:
@@ -82,6 +87,39 @@ class Policy:
                 raise PolicyError(f"{where}: [projects.{name}] must be a table")
             rules[canonicalize_name(name)] = _rule(table, f"{where} [projects.{name}]")
         return cls(rules)
+
+
+class PolicyFile:
+    """``--targets FILE``, read again when it changes: a fleet's policy is edited without a restart.
+
+    An edit that is not a valid policy is reported through ``warn`` (once) and the last valid policy stays
+    in force, so a typo never opens every project to the latest version.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._stamp = _stamp(path)
+        self._policy = Policy.load(path)
+
+    def current(self, warn: Callable[[str], None]) -> Policy:
+        stamp = _stamp(self.path)
+        with self._lock:
+            if stamp != self._stamp:
+                self._stamp = stamp
+                try:
+                    self._policy = Policy.load(self.path)
+                except PolicyError as exc:
+                    warn(f"{exc}; the previous policy stays in force")
+            return self._policy
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
 
 
 def _rule(table: dict[str, Any], where: str) -> Rule:

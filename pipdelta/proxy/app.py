@@ -56,7 +56,7 @@ class ProxyApp:
         try:
             status, headers, body = self._route(environ, method, path)
         except UpstreamError as exc:  # the installer sees what it would have seen from upstream itself
-            status = f"{exc.status} Upstream Error" if exc.status and exc.status < 500 else "502 Bad Gateway"
+            status = f"{exc.status} Upstream Error" if exc.status else "502 Bad Gateway"  # 502: unreachable
             self.log.event("upstream-error", error=strip(str(exc)))
             headers, body = [("Content-Type", "text/plain")], [strip(str(exc)).encode()]
         except Exception as exc:  # a bug: one logged event and a 500, never a hang

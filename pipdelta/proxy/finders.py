@@ -1,4 +1,4 @@
-"""Where old versions are at hand: one small interface, one class per place (a uv cache class plugs in here)."""
+"""Where old versions are at hand: one small interface, one class per place."""
 
 from __future__ import annotations
 
@@ -14,14 +14,16 @@ from packaging.version import Version
 
 from pipdelta.apply.installed import InstalledDistribution
 from pipdelta.apply.sources import InstalledSource, OldContent, WheelSource
-from pipdelta.client import pipcache
+from pipdelta.client import pipcache, uvcache
 from pipdelta.client.cache import Cache
 from pipdelta.client.deltaindex import Start
 from pipdelta.client.environment import Environment, Installed
 from pipdelta.engines import fingerprint
 from pipdelta.engines.recipes import Recipe
-from pipdelta.errors import EngineMismatch, PatchFormatError, PipdeltaError
+from pipdelta.errors import EngineMismatch, PatchFormatError, PipdeltaError, SourceMismatch
 from pipdelta.index.model import DeltaEntry
+
+WHEEL_LIMIT = 64 << 10  # a WHEEL file is a few lines
 
 
 class OldVersions(abc.ABC):
@@ -114,15 +116,69 @@ class InstalledFiles(OldVersions):
 
     def open(self, first: DeltaEntry) -> OldContent | None:
         name = parse_wheel_filename(first.old.filename)[0]
-        distribution = InstalledDistribution.find(name, self.environment.python)
-        distribution.check_version(first.old.filename)
-        distribution.check_files()
+        return _files(InstalledDistribution.find(name, self.environment.python), first)
+
+
+class UvCache(OldVersions):
+    """uv's cache: the wheels it unpacked (``archive-v*/``), read like installed files against their own RECORD."""
+
+    label = "uv's cache"
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+        self._lock = threading.Lock()
+        self._found: dict[NormalizedName, list[uvcache.Archive]] | None = None
+
+    def archives(self, name: NormalizedName) -> list[uvcache.Archive]:
+        """The unpacked wheels of ``name`` (the cache is listed once, when first asked)."""
+        with self._lock:
+            if self._found is None:
+                self._found = {}
+                for archive in uvcache.archives(self.folder) if self.folder is not None else ():
+                    self._found.setdefault(archive.name, []).append(archive)
+            return self._found.get(name, [])
+
+    def start(self, name: NormalizedName, below: Version, tags: frozenset[str]) -> Start | None:
+        for archive in sorted(self.archives(name), key=lambda a: a.version, reverse=True):
+            if archive.version >= below:
+                continue
+            wheel = self._wheel(archive)
+            if wheel is not None and _expand(wheel[0]) == _expand(tuple(tags)):
+                return Start(name, archive.version, wheel[0], wheel[1])
+        return None
+
+    def open(self, first: DeltaEntry) -> OldContent | None:
+        name, version, _, tags = parse_wheel_filename(first.old.filename)
+        wanted = frozenset(map(str, tags))
+        for archive in self.archives(name):
+            wheel = self._wheel(archive) if archive.version == version else None
+            if wheel is not None and _expand(wheel[0]) == wanted:
+                return _files(archive.distribution(), first)
+        return None
+
+    @staticmethod
+    def _wheel(archive: uvcache.Archive) -> tuple[tuple[str, ...], str | None] | None:
+        """The tags and build of an unpacked wheel, from its WHEEL file checked against its RECORD; None if unusable."""
         try:
-            recipes = [Recipe.parse(text) for text in first.engines]
-        except PatchFormatError as exc:
-            raise EngineMismatch(f"the delta index names an unknown deflate engine ({exc})") from None
-        fingerprint.check(recipes)
-        return InstalledSource(distribution)
+            text = archive.distribution().read_verified(f"{archive.dist_info.name}/WHEEL", WHEEL_LIMIT)
+        except SourceMismatch:
+            return None
+        lines = text.decode("utf-8", "replace").splitlines()
+        tags = tuple(line.split(":", 1)[1].strip() for line in lines if line.startswith("Tag:"))
+        build = [line.split(":", 1)[1].strip() for line in lines if line.startswith("Build:")]
+        return tags, build[0] if build else None
+
+
+def _files(distribution: InstalledDistribution, first: DeltaEntry) -> OldContent:
+    """Files checked against RECORD as the source of ``first``, if this machine's engines fit its recipes."""
+    distribution.check_version(first.old.filename)
+    distribution.check_files()
+    try:
+        recipes = [Recipe.parse(text) for text in first.engines]
+    except PatchFormatError as exc:
+        raise EngineMismatch(f"the delta index names an unknown deflate engine ({exc})") from None
+    fingerprint.check(recipes)
+    return InstalledSource(distribution)
 
 
 def best_start(

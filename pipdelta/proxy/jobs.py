@@ -120,6 +120,9 @@ class Job:
         if context.plan_only:
             return
         data = self._fetch(context, found.patches)
+        if not context.meter.pays(0, full):  # the patches measured a link faster than a rebuild: stream instead
+            outcome.fall_back("a full download is faster on this link", self.fetched)
+            return
         began = time.perf_counter()
         self.path = _rebuild(target, found.patches, data, source, context.cache)
         context.meter.rebuilt(full, time.perf_counter() - began)

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipdelta.client import uvcache
 from pipdelta.client.cache import Cache
 from pipdelta.client.config import Settings
 from pipdelta.client.deltaindex import DeltaIndex
@@ -19,15 +20,20 @@ from pipdelta.client.http import Http
 from pipdelta.client.report import Report
 from pipdelta.errors import PipdeltaError
 from pipdelta.proxy.app import ProxyApp
-from pipdelta.proxy.finders import CachedWheels, InstalledFiles, OldVersions, PipCache
+from pipdelta.proxy.finders import CachedWheels, InstalledFiles, OldVersions, PipCache, UvCache
 from pipdelta.proxy.jobs import Context, Rebuilds
 from pipdelta.proxy.ledger import Ledger
 from pipdelta.proxy.timing import Meter
 from pipdelta.proxy.upstreams import Upstream
+from pipdelta.server.connections import Limits
 from pipdelta.server.logs import JsonLog
 from pipdelta.server.run import running
 
 THREADS = 16  # uv asks for many pages and files at once; each waiting wheel holds one thread
+# Every client of the local index is 127.0.0.1, and uv alone opens dozens of connections at once (50
+# downloads, more pages): the per-address limit that protects ``pipdelta serve`` is the total here, and an
+# installer busy building an sdist may leave a kept-alive connection quiet for longer than 15 s.
+LIMITS = Limits(connections=1_000, per_client=1_000, timeout=60.0)
 
 
 @dataclass
@@ -44,6 +50,11 @@ class LocalIndex:
         """The simple-index URL standing for each upstream, in the order the upstreams were given."""
         return [f"{self.base}/{n}/simple/" for n in range(len(self.upstreams))]
 
+    @property
+    def warnings(self) -> list[str]:
+        """One line each: about the delta index's URL, and per wheel whose rebuild failed."""
+        return [*self.rebuilds.context.delta_index.warnings, *self.ledger.warnings]
+
     def report(self, status: str) -> Report:
         """What this index served, for a command it ran (or served) that ended with ``status``.
 
@@ -52,12 +63,17 @@ class LocalIndex:
         outcomes = self.ledger.outcomes()
         for outcome in outcomes:
             outcome.installed = True
-        return Report(outcomes, status)
+        return Report(outcomes, status, warnings=self.warnings, delta_index=self.rebuilds.context.delta_index.base)
 
 
 def finders(environment: Environment, cache: Cache) -> list[OldVersions]:
     """The places old versions are looked for, in the order a patch's old wheel is opened from them."""
-    return [CachedWheels(cache), PipCache(environment, cache), InstalledFiles(environment)]
+    return [
+        CachedWheels(cache),
+        PipCache(environment, cache),
+        UvCache(uvcache.cache_dir()),
+        InstalledFiles(environment),
+    ]
 
 
 @contextlib.contextmanager
@@ -97,11 +113,11 @@ def _listening(app: ProxyApp, secret: str, port: int | None) -> Iterator[str]:
     wanted = port if port is not None else 20000 + int(hashlib.sha256(secret.encode()).hexdigest()[:8], 16) % 20000
     with contextlib.ExitStack() as stack:
         try:
-            url = stack.enter_context(running(app, "127.0.0.1", wanted, THREADS))
+            url = stack.enter_context(running(app, "127.0.0.1", wanted, THREADS, LIMITS))
         except OSError as exc:
             if port is not None:
                 raise PipdeltaError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
-            url = stack.enter_context(running(app, "127.0.0.1", 0, THREADS))
+            url = stack.enter_context(running(app, "127.0.0.1", 0, THREADS, LIMITS))
         yield url
 
 

@@ -15,7 +15,7 @@ from packaging.utils import NormalizedName
 from pipdelta.index import files
 from pipdelta.index.decide import Decision, decide
 from pipdelta.index.model import API_VERSION, CONTENT_TYPE, DeltaEntry, IndexFormatError
-from pipdelta.index.policy import Policy
+from pipdelta.index.policy import Policy, PolicyFile
 from pipdelta.index.query import MAX_BODY, Installed, Query
 from pipdelta.server.catalog import Catalog
 from pipdelta.server.gate import Full, Gate
@@ -45,7 +45,7 @@ class IndexApp:
     def __init__(
         self,
         catalog: Catalog,
-        policy: Policy | None = None,
+        policy: Policy | PolicyFile | None = None,
         *,
         base_url: str | None = None,
         log: JsonLog | None = None,
@@ -155,10 +155,11 @@ class IndexApp:
         if len(set(names)) != len(names):
             raise HttpError("400 Bad Request", "each project may be listed once in 'installed'")
         base = self.base_url or _request_base(environ)
+        policy = self.policy.current(lambda message: self.log.event("policy", error=message))
         answers = {}
         for item in query.installed:
             try:
-                decision = self._decide(item, query)
+                decision = self._decide(item, query, policy)
             except UpstreamError as exc:
                 raise HttpError("502 Bad Gateway", str(exc)) from None
             answers[item.name] = decision.to_json(functools.partial(_absolute, base, item.name))
@@ -167,8 +168,8 @@ class IndexApp:
         self.stats.add(queries=1)
         return {"meta": {"api-version": API_VERSION}, "projects": answers}
 
-    def _decide(self, item: Installed, query: Query) -> Decision:
-        rule = self.policy.rule(item.name)
+    def _decide(self, item: Installed, query: Query, policy: Policy) -> Decision:
+        rule = policy.rule(item.name)
         decision = decide(item, query.want.get(item.name), rule, self.catalog.project(item.name))
         # An upstream page without sizes (PEP 503): learn the target's, since paths are chosen by bytes.
         if decision.target is not None and decision.target.size == 0 and self.catalog.fill_size(decision.target):
