@@ -10,7 +10,8 @@ uv and pipdelta caches. Wall time is the installer's whole command; bytes are ev
 Exits 1 when a target is missed (which ones is printed).
 
     python benchmarks/upgrade.py [--pairs FILE] [--corpus DIR] [--index DIR] [--only NAME...]
-                                 [--scenario pypi-20 pypi-100 bare-20] [--batch-only] [--repeat N] [--json FILE]
+                                 [--scenario pypi-20 pypi-100 bare-20] [--batch-only] [--repeat N]
+                                 [--json FILE] [--markdown]
 """
 
 from __future__ import annotations
@@ -244,6 +245,24 @@ def table(rows: Sequence[Row], scenario: str) -> Table:
     return out
 
 
+def markdown(rows: Sequence[Row], scenario: str) -> str:
+    """The scenario's rows as a Markdown table (seconds, then MB over the link), for the README."""
+    lines = [
+        "| case | "
+        + " | ".join(f"{i} s" for i in INSTALLERS)
+        + " | "
+        + " | ".join(f"{i} MB" for i in INSTALLERS)
+        + " |",
+        "|---|" + "---:|" * 2 * len(INSTALLERS),
+    ]
+    for row in rows:
+        if row.scenario == scenario:
+            seconds = [f"{row.runs[i].seconds:.2f}" for i in INSTALLERS]
+            megabytes = [f"{row.runs[i].bytes / 1e6:.2f}" for i in INSTALLERS]
+            lines.append(f"| {row.case} | " + " | ".join(seconds + megabytes) + " |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", type=Path, default=Path(__file__).parents[2] / "shared/corpus/pairs.tsv")
@@ -256,6 +275,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs per installer and case; the fastest counts")
     parser.add_argument("--python", default=shutil.which("python3.11") or sys.executable, help="the venvs' Python")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    parser.add_argument("--markdown", action="store_true", help="also print each table as Markdown")
     args = parser.parse_args()
 
     todo = cases(args.pairs, args.corpus, args.only, args.batch_only)
@@ -284,6 +304,8 @@ def main() -> int:
                     rows += [measure(bench, scenario, c, served.url, args.repeat, console.print) for c in todo]
     for scenario in args.scenario:
         console.print(table(rows, scenario))
+        if args.markdown:
+            print(markdown(rows, scenario), end="\n\n")
     if args.json is not None:
         args.json.write_text(json.dumps([asdict(r) for r in rows], indent=1))
     problems = missed(rows)

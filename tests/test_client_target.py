@@ -109,8 +109,8 @@ def test_a_uv_venv_without_pip_gets_pipdeltas_pip(
 
 def _old_pip() -> Path | None:
     """A pip older than 22.2 (no ``--report``) that installs without the network: Python's own bundled copies."""
-    roots = {Path(sys.base_prefix), Path.home() / ".pyenv"}
-    found = [p for r in roots for p in r.glob("**/ensurepip/_bundled/pip-2[012].*-py3-none-any.whl")]
+    pythons = [Path(sys.base_prefix), *(Path.home() / ".pyenv/versions").glob("*")]
+    found = [p for r in pythons for p in r.glob("lib/python3*/ensurepip/_bundled/pip-2[012].*-py3-none-any.whl")]
     old = [p for p in found if tuple(map(int, p.name.split("-")[1].split(".")[:2])) < (22, 2)]
     return max(old, default=None)
 

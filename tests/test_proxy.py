@@ -364,18 +364,22 @@ def test_on_a_fast_link_the_local_index_streams_the_full_wheel(wheels: Path, del
 PDM = shutil.which("pdm", path=str(Path(sys.executable).parent)) or shutil.which("pdm")
 
 
+def demo_project(folder: Path, tool: str) -> Path:
+    """A project that depends on alpha 1.1 and is not itself a package (``tool``: the installer's table)."""
+    project = folder / "project"
+    project.mkdir()
+    head = '[project]\nname = "demo"\nversion = "0"\nrequires-python = ">=3.8"\ndependencies = ["alpha==1.1"]\n'
+    (project / "pyproject.toml").write_text(head + tool)
+    return project
+
+
 def test_pdm_through_pipdelta_run_gets_the_rebuilt_wheel(
     wheels: Path, deltas: str, venv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """pdm reads PDM_PYPI_URL, which ``pipdelta run`` sets: nothing else to configure."""
     if PDM is None:
         pytest.skip("pdm is not installed (pip install pdm)")
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "pyproject.toml").write_text(
-        '[project]\nname = "demo"\nversion = "0"\nrequires-python = ">=3.8"\ndependencies = ["alpha==1.1"]\n'
-        "[tool.pdm]\ndistribution = false\n"
-    )
+    project = demo_project(tmp_path, "[tool.pdm]\ndistribution = false\n")
     monkeypatch.setenv("VIRTUAL_ENV", str(venv.parent.parent))  # the venv pdm installs into
     monkeypatch.setenv("PDM_CACHE_DIR", str(tmp_path / "pdmcache"))
     monkeypatch.setenv("PDM_HOME", str(tmp_path / "pdmhome"))
@@ -403,12 +407,7 @@ def test_poetry_with_the_local_index_as_its_primary_source_gets_the_rebuilt_whee
         pytest.skip("poetry is not installed (pip install poetry)")
     upstream = SimpleIndex(wheels, json_pages=True, metadata=True)
     settings = load(deltas, prefer="bytes")
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "pyproject.toml").write_text(
-        '[project]\nname = "demo"\nversion = "0"\nrequires-python = ">=3.8"\ndependencies = ["alpha==1.1"]\n'
-        "[tool.poetry]\npackage-mode = false\n"
-    )
+    project = demo_project(tmp_path, "[tool.poetry]\npackage-mode = false\n")
     env = {**isolated_env(), "VIRTUAL_ENV": str(venv.parent.parent), "POETRY_CACHE_DIR": str(tmp_path / "poetry")}
     env["POETRY_CONFIG_DIR"] = str(tmp_path / "poetry-config")
     with serving(upstream) as url, local_index([Upstream.parse(url)], settings, Environment(str(venv))) as local:

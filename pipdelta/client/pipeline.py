@@ -66,6 +66,8 @@ def _outcome(item: Installed, local: LocalIndex, before: Mapping[NormalizedName,
         job = local.rebuilds.get(untoken(item.url.rsplit("/", 2)[-2]) or "")
         if job is not None and job.done.wait(local.rebuilds.context.meter.wait):
             row = replace(job.outcome)
+            if row.downloaded is None:  # planned in full: the whole wheel would come down
+                row.downloaded = row.full_size
     here = before.get(item.name)
     if row is None:  # pip's own cache, a local file, find-links: nothing came through the local index
         row = Outcome(item.name, None, str(item.version), downloaded=0, reason="not downloaded through the local index")
