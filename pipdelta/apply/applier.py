@@ -11,27 +11,40 @@ from pathlib import Path
 from packaging.utils import parse_wheel_filename
 
 from pipdelta import differs
+from pipdelta.apply import missing
+from pipdelta.apply.missing import Piece, RangeFetcher
 from pipdelta.apply.sources import OldContent
-from pipdelta.engines import fingerprint
 from pipdelta.engines.recipes import Recipe
-from pipdelta.errors import PatchFormatError, ReconstructionFailed, SourceMismatch
+from pipdelta.errors import EngineMismatch, PatchFormatError, ReconstructionFailed, SourceMismatch
 from pipdelta.format import blob, fields, gzmember
 from pipdelta.format.fields import Placed
-from pipdelta.format.patchfile import Copy, Literal, Member, PatchHeader, Raw, Target, atomic_write, read_patch
+from pipdelta.format.patchfile import (
+    Copy,
+    FromTarget,
+    Literal,
+    Member,
+    PatchHeader,
+    Raw,
+    Target,
+    atomic_write,
+    read_patch,
+)
 
 
-def apply_patch(patch: bytes, source: OldContent, out: Path, *, target: Target | None = None) -> Path:
+def apply_patch(
+    patch: bytes, source: OldContent, out: Path, *, target: Target | None = None, fetch: RangeFetcher | None = None
+) -> Path:
     """Rebuild the patch's target wheel from ``source`` as ``out`` (or into it, if a folder); returns its path.
 
     In a folder the file is named after ``target``, which the patch must build, or else after the patch's
     wheel filename once checked: one valid wheel filename of the old wheel's project. Nothing is written
-    unless the result has the sha256 the patch (and ``target``) promise.
+    unless the result has the sha256 the patch (and ``target``) promise. Members this machine's engines
+    cannot re-create (each member's check says which) and those the patch leaves out are byte ranges of the
+    new wheel: ``fetch`` gets them from the primary index; without it they are an :class:`EngineMismatch`.
     """
     header, payload = read_patch(patch, target)
     if parse_wheel_filename(header.new.filename)[0] != parse_wheel_filename(header.old.filename)[0]:
         raise PatchFormatError(f"the patch turns {header.old.filename} into another project's wheel")
-    # Copies come from the old wheel's own bytes when it is here; no engine is involved then.
-    fingerprint.check(header.recipes(copies=not source.has_raw))
     source.check(header.old)
     with ThreadPoolExecutor() as pool:  # inflating and hashing release the GIL
         contents = list(pool.map(source.read, header.sources))
@@ -39,7 +52,7 @@ def apply_patch(patch: bytes, source: OldContent, out: Path, *, target: Target |
     if len(source_blob) != header.source_size or hashlib.sha256(source_blob).hexdigest() != header.source_sha256:
         raise SourceMismatch(f"the old content of {header.old.filename} differs from what the patch was made from")
     raws = [source.raw(s) for s in header.sources] if source.has_raw else None
-    data = rebuild(header, payload, source_blob, raws, contents)
+    data = rebuild(header, payload, source_blob, raws, contents, fetch)
     if len(data) != header.new.size or hashlib.sha256(data).hexdigest() != header.new.sha256:
         raise ReconstructionFailed(f"the rebuilt {header.new.filename} has the wrong sha256; nothing was written")
     path = out / header.new.filename if out.is_dir() else out
@@ -53,16 +66,18 @@ def rebuild(
     source_blob: bytes,
     raws: Sequence[bytes] | None,
     contents: Sequence[bytes],
+    fetch: RangeFetcher | None = None,
 ) -> bytes:
     """The target wheel's bytes; ``raws`` are the old members' compressed bytes, when the old wheel is here."""
     target_blob = differs.get(header.differ).patch(source_blob, bytes(payload), header.target_blob_size)
     with ThreadPoolExecutor() as pool:  # zlib, cramjam and ctypes release the GIL while they compress
-        pieces = list(pool.map(lambda job: job(), _jobs(header, target_blob, raws, contents)))
+        made = list(pool.map(_attempt, _jobs(header, target_blob, raws, contents)))
+    pieces = missing.fill(header, made, fetch)
     placed, directory, position = [], None, 0
     for op, (data, crc, size) in zip(header.ops, pieces, strict=True):
         if isinstance(op, Literal) and op.directory:
             directory = (position, position + len(data))
-        elif isinstance(op, Raw):
+        elif isinstance(op, Raw | FromTarget):
             placed.append(Placed(position, 0, 0, 0, 0))
         elif isinstance(op, Member | Copy):
             placed.append(Placed(position, op.header, crc, len(data), size))
@@ -72,9 +87,17 @@ def rebuild(
     return bytes(wheel)
 
 
+def _attempt(job: _Job | None) -> Piece:
+    """The job's piece, or None where this machine has no engine for it (the new wheel then supplies it)."""
+    try:
+        return None if job is None else job()
+    except EngineMismatch:
+        return None
+
+
 def _jobs(
     header: PatchHeader, target_blob: bytes, raws: Sequence[bytes] | None, contents: Sequence[bytes]
-) -> Iterator[_Job]:
+) -> Iterator[_Job | None]:
     """One callable per op, in file order; each returns that piece's bytes (and its content's CRC and size)."""
     view = memoryview(target_blob)
     position = 0
@@ -82,14 +105,12 @@ def _jobs(
         if isinstance(op, Literal | Raw):
             yield _Job(bytes(view[position : position + op.size]), verbatim=True)
             position += op.size
+        elif isinstance(op, FromTarget):
+            yield None
         elif isinstance(op, Copy):
             if raws is not None:
                 yield _Job(contents[op.source], data=raws[op.source])
-            elif op.recipe is None:
-                raise SourceMismatch(
-                    f"{header.sources[op.source].name} can only be copied from the old wheel {header.old.filename}"
-                )
-            else:
+            else:  # without a recipe this is right only for a stored member; the checks tell
                 yield _Job(contents[op.source], op.recipe)
         else:
             content = bytes(view[position : position + op.size])
