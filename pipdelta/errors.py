@@ -38,3 +38,7 @@ class ReconstructionFailed(PipdeltaError):
 
 class DistributionNotFound(PipdeltaError):
     """No installed distribution of that name (or version) in the target environment."""
+
+
+class RangeError(PipdeltaError):
+    """The primary index would not serve, or served wrong, the byte ranges of a wheel a patch needs."""

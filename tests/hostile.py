@@ -80,7 +80,7 @@ def nested_header(depth: int = 100_000) -> bytes:
 
 def join_raw(body: bytes) -> bytes:
     packed = codec.xz_compress(body)
-    return struct.pack(">8sHI", b"PIPDELTA", 1, len(packed)) + packed
+    return struct.pack(">8sHI", b"PIPDELTA", 2, len(packed)) + packed
 
 
 CRAFTED: dict[str, Callable[[bytes], bytes]] = {

@@ -23,7 +23,7 @@ def split(patch: bytes) -> tuple[dict[str, Any], bytes]:
 
 def join(header: dict[str, Any], payload: bytes) -> bytes:
     body = codec.xz_compress(json.dumps(header).encode())
-    return _PREAMBLE.pack(b"PIPDELTA", 1, len(body)) + body + payload
+    return _PREAMBLE.pack(b"PIPDELTA", 2, len(body)) + body + payload
 
 
 def rewrite(patch: bytes, change: Callable[[dict[str, Any]], None]) -> bytes:

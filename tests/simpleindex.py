@@ -157,11 +157,18 @@ def serving(index: SimpleIndex) -> Iterator[str]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    with running(Handler) as port:
+        yield f"http://127.0.0.1:{port}/simple"
+
+
+@contextmanager
+def running(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    """A threaded HTTP server with ``handler`` on 127.0.0.1; yields its port."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}/simple"
+        yield server.server_port
     finally:
         server.shutdown()
         server.server_close()

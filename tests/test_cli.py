@@ -27,6 +27,7 @@ def test_diff_apply_info(tmp_path: Path) -> None:
     assert out.read_bytes() == new.read_bytes()
     info = run("info", str(patch))
     assert info.returncode == 0 and "pkg-1.0-py3-none-any.whl" in info.stdout and "zlib:6:8:0" in info.stdout
+    assert "ok here" in info.stdout
 
 
 def test_errors_are_one_line_with_exit_code_1(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from pipdelta.client.deltaindex import Answer, Goal, Offer, Start, _checked, _offer
+from pipdelta.format.patchfile import VERSION
 from pipdelta.index.model import DeltaEntry, WheelEntry
 
 START = Start(canonicalize_name("rich"), Version("1.0"), ("py3-none-any",))
@@ -18,8 +19,8 @@ def wheel(version: str, sha: str, size: int = 1000) -> WheelEntry:
     return WheelEntry(f"rich-{version}-py3-none-any.whl", sha, size)
 
 
-def delta(old: WheelEntry, new: WheelEntry, size: int = 100) -> DeltaEntry:
-    return DeltaEntry(old, new, f"http://127.0.0.1/{old.sha256}-{new.sha256}.pdelta", size, "p" * 64, 1, ())
+def delta(old: WheelEntry, new: WheelEntry, size: int = 100, version: int = VERSION) -> DeltaEntry:
+    return DeltaEntry(old, new, f"http://127.0.0.1/{old.sha256}-{new.sha256}.pdelta", size, "p" * 64, version, ())
 
 
 V1, V2, V3, V4, V5 = (wheel(f"{i}.0", str(i) * 64) for i in range(1, 6))
@@ -54,6 +55,7 @@ def test_a_full_path_keeps_the_wheel_size() -> None:
         ((delta(V2, V3),), V3, "a path from rich-2.0-py3-none-any.whl"),
         ((delta(V1, V2),), V3, "a path to another wheel than the one pip chose"),
         ((delta(V1, V2), delta(V3, V4)), V4, "a broken chain"),
+        ((delta(V1, V2, version=1),), V2, "patches of format 1 (this pipdelta reads format 2"),
     ],
 )
 def test_unsafe_paths_are_refused(patches: tuple[DeltaEntry, ...], goal: WheelEntry, problem: str) -> None:

@@ -22,6 +22,7 @@ from wheelfactory import build_wheel
 
 from pipdelta.cli import main
 from pipdelta.demo.mirror import QuietHandler, Served, write_simple_index
+from pipdelta.format.patchfile import VERSION
 from pipdelta.index.model import DeltaEntry, ProjectIndex, WheelEntry
 from pipdelta.make.maker import make_patch
 from pipdelta.server.app import IndexApp
@@ -103,7 +104,7 @@ def _index(root: Path, name: str, wheels: list[Path], pairs: list[tuple[Path, Pa
         patch = folder / "patches" / f"{old.stem}--{new.stem.split('-')[1]}.pdelta"
         report = make_patch(old, new, patch)
         entries.append(
-            DeltaEntry(_entry(old), _entry(new), f"patches/{patch.name}", report.patch_size, _sha(patch), 1, ())
+            DeltaEntry(_entry(old), _entry(new), f"patches/{patch.name}", report.patch_size, _sha(patch), VERSION, ())
         )
     document = ProjectIndex(name, tuple(_entry(w) for w in wheels), tuple(entries)).to_json()  # type: ignore[arg-type]
     (folder / "deltas.json").write_text(json.dumps(document))

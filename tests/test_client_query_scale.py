@@ -21,6 +21,7 @@ from pipdelta.client.deltaindex import DeltaIndex, Start
 from pipdelta.client.environment import Environment
 from pipdelta.client.http import FetchError, Http
 from pipdelta.demo.mirror import QuietHandler, Served
+from pipdelta.format.patchfile import VERSION
 from pipdelta.index.model import DeltaEntry, ProjectIndex, WheelEntry
 from pipdelta.index.policy import Policy
 from pipdelta.index.query import MAX_BODY, MAX_INSTALLED, MAX_QUERY_TAGS
@@ -56,7 +57,7 @@ def fake_project(index: Path, name: str, tag: str) -> None:
         WheelEntry(f"{name}-{v}-{tag}.whl", f"{i:064x}", 100_000 + i) for i, v in enumerate(("1.0", "1.1", "2.0"))
     ]
     deltas = [
-        DeltaEntry(old, new, f"patches/{old.filename}--{i}.pdelta", 5_000 + i, f"{i:064x}", 1, ())
+        DeltaEntry(old, new, f"patches/{old.filename}--{i}.pdelta", 5_000 + i, f"{i:064x}", VERSION, ())
         for i, (old, new) in enumerate([(wheels[0], wheels[1]), (wheels[1], wheels[2]), (wheels[0], wheels[2])])
     ]
     (index / name).mkdir()

@@ -136,6 +136,36 @@ def test_the_targets_own_old_pip_runs_and_the_report_comes_from_the_environment(
     assert version_of(python, "alpha") == "1.1" and upstream[0].downloads == {"gamma-1.0-py3-none-any.whl": 1}
 
 
+def _python38() -> Path | None:
+    found = [*(Path.home() / ".pyenv/versions").glob("3.8.*/bin/python3.8")]
+    return found[0] if found else None
+
+
+def test_a_python_38_venv_is_upgraded_by_its_own_pip(
+    upstream: tuple[SimpleIndex, str],
+    deltas: str,
+    runner: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """pipdelta's pip does not run on Python 3.8; the environment's own pip does, and the patch applies.
+
+    The index serves HTML: Python 3.8's bundled pip 23.0.1 fails on PEP 691 metadata pins, with or without
+    pipdelta."""
+    python38 = _python38()
+    if python38 is None:
+        pytest.skip("no Python 3.8 on this machine")
+    venv = runner / "venv38"
+    subprocess.run([python38, "-m", "venv", str(venv)], check=True)
+    old = upstream[0].folder / "alpha-1.0-py3-none-any.whl"
+    subprocess.run([venv / "bin/python", "-m", "pip", "install", "-q", str(old)], check=True, env=isolated_env())
+    with serving(SimpleIndex(upstream[0].folder, json_pages=False)) as url:
+        monkeypatch.setenv("PIP_INDEX_URL", url)
+        report, _ = upgraded(["upgrade", "alpha==1.1", "--delta-index", deltas, "--python", str(venv)], capsys)
+    assert version_of(venv / "bin/python", "alpha") == "1.1"
+    assert report["packages"][0]["method"] == "delta" and report["status"] == "installed"
+
+
 def test_pips_options_pass_through_and_its_index_option_becomes_an_upstream(
     upstream: tuple[SimpleIndex, str],
     deltas: str,

@@ -28,3 +28,23 @@ def wheel(corpus: Path, name: str, version: str) -> Path:
 def test_real_pair_round_trips(corpus: Path, roundtrip, name: str, old: str, new: str) -> None:
     new_wheel = wheel(corpus, name, new)
     assert roundtrip(wheel(corpus, name, old), new_wheel) < new_wheel.stat().st_size * 0.4
+
+
+@pytest.mark.parametrize("tag", ["win-cp314", "mac-cp313"])
+def test_platform_pair_on_a_zlibng_client(corpus: Path, tmp_path: Path, tag: str) -> None:
+    """msgpack's platform wheels rebuild exactly on a zlib-ng client, its missing members fetched by range."""
+    from zlibng import zlibng_client
+
+    from pipdelta import WheelSource, apply_patch, make_patch
+
+    old, new = wheel(corpus / tag, "msgpack", "1.2.3"), wheel(corpus / tag, "msgpack", "1.2.4")
+    make_patch(old, new, tmp_path / "p.pdelta")
+    data = new.read_bytes()
+    with zlibng_client():
+        rebuilt = apply_patch(
+            (tmp_path / "p.pdelta").read_bytes(),
+            WheelSource(old),
+            tmp_path / "out.whl",
+            fetch=lambda ranges: [data[start : start + length] for start, length in ranges],
+        )
+    assert rebuilt.read_bytes() == data

@@ -19,6 +19,7 @@ import pytest
 from mirrorfactory import mirror, release, unrelated
 
 from pipdelta import WheelSource, apply_patch
+from pipdelta.format.patchfile import VERSION
 from pipdelta.index.builder import build_index
 from pipdelta.index.files import read_project
 from pipdelta.index.jobs import inspect
@@ -75,6 +76,22 @@ def test_rerun_does_only_new_work_and_prunes_what_left(tmp_path: Path) -> None:
     assert not (index / "demo" / "patches" / "demo-1.0-cp311-cp311-linux_x86_64--1.1.pdelta").exists()
     assert json.loads((index / "index.json").read_text())["projects"] == ["demo"]
     assert not (index / "solo" / "deltas.json").exists()
+
+
+def test_deltas_published_in_another_format_are_made_again(tmp_path: Path) -> None:
+    """An index built by a pipdelta of another patch format: the next build re-makes its deltas, not reuses them."""
+    source, index = mirror(tmp_path / "mirror"), tmp_path / "index"
+    build_index(source, index, keep=1, jobs=2)
+    project = index / "demo" / "deltas.json"
+    document = json.loads(project.read_text())
+    for entry in document["deltas"]:
+        entry["format"] = 1
+        patch = project.parent / entry["url"]
+        patch.write_bytes(patch.read_bytes()[:8] + b"\x00\x01" + patch.read_bytes()[10:])  # the container's version
+    project.write_text(json.dumps(document))
+    again = build_index(source, index, keep=1, jobs=2)
+    assert (again.made, again.reused) == (len(document["deltas"]), 4 - len(document["deltas"]))
+    assert {d.format for d in read_project(project).deltas} == {VERSION}
 
 
 def test_a_killed_build_resumes_from_the_patches_it_finished(tmp_path: Path) -> None:

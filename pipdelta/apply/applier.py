@@ -13,31 +13,43 @@ from pathlib import Path
 from packaging.utils import parse_wheel_filename
 
 from pipdelta import differs
-from pipdelta.apply import speed
+from pipdelta.apply import missing, speed
+from pipdelta.apply.missing import Piece, RangeFetcher
 from pipdelta.apply.sources import OldContent, RawMember
-from pipdelta.engines import fingerprint
 from pipdelta.engines.recipes import Recipe
-from pipdelta.errors import PatchFormatError, ReconstructionFailed, SourceMismatch
+from pipdelta.errors import EngineMismatch, PatchFormatError, ReconstructionFailed, SourceMismatch
 from pipdelta.format import blob, fields, gzmember
 from pipdelta.format.fields import Placed
-from pipdelta.format.patchfile import Copy, Literal, Member, PatchHeader, Raw, Target, atomic_write, read_patch
+from pipdelta.format.patchfile import (
+    Copy,
+    FromTarget,
+    Literal,
+    Member,
+    PatchHeader,
+    Raw,
+    Target,
+    atomic_write,
+    read_patch,
+)
 
 Bytes = bytes | memoryview
 
 
-def apply_patch(patch: bytes, source: OldContent, out: Path, *, target: Target | None = None) -> Path:
+def apply_patch(
+    patch: bytes, source: OldContent, out: Path, *, target: Target | None = None, fetch: RangeFetcher | None = None
+) -> Path:
     """Rebuild the patch's target wheel from ``source`` as ``out`` (or into it, if a folder); returns its path.
 
     In a folder the file is named after ``target``, which the patch must build, or else after the patch's
     wheel filename once checked: one valid wheel filename of the old wheel's project. Nothing is written
-    unless the result has the sha256 the patch (and ``target``) promise.
+    unless the result has the sha256 the patch (and ``target``) promise. Members this machine's engines
+    cannot re-create (each member's check says which) and those the patch leaves out are byte ranges of the
+    new wheel: ``fetch`` gets them from the primary index; without it they are an :class:`EngineMismatch`.
     """
     started = time.perf_counter()
     header, payload = read_patch(patch, target)
     if parse_wheel_filename(header.new.filename)[0] != parse_wheel_filename(header.old.filename)[0]:
         raise PatchFormatError(f"the patch turns {header.old.filename} into another project's wheel")
-    # Copies come from the old wheel's own bytes when it is here; no engine is involved then.
-    fingerprint.check(header.recipes(copies=not source.has_raw))
     source.check(header.old)
     with ThreadPoolExecutor(_WORKERS) as pool:  # inflating and hashing release the GIL
         # Only content the rebuild reads is inflated: a member copied from the old wheel is never read, and
@@ -53,7 +65,7 @@ def apply_patch(patch: bytes, source: OldContent, out: Path, *, target: Target |
         if not _matches(header, source_blob):
             raise SourceMismatch(f"the old content of {header.old.filename} differs from what the patch was made from")
         raws = [source.raw(s) for s in header.sources] if source.has_raw else None
-        data = rebuild(header, payload, source_blob, raws, contents, pool)
+        data = rebuild(header, payload, source_blob, raws, contents, pool, fetch)
     if len(data) != header.new.size or hashlib.sha256(data).hexdigest() != header.new.sha256:
         raise ReconstructionFailed(f"the rebuilt {header.new.filename} has the wrong sha256; nothing was written")
     path = out / header.new.filename if out.is_dir() else out
@@ -91,20 +103,22 @@ def rebuild(
     raws: Sequence[RawMember] | None,
     contents: Mapping[int, bytes],
     pool: ThreadPoolExecutor,
+    fetch: RangeFetcher | None = None,
 ) -> bytearray:
     """The target wheel's bytes; ``raws`` are the old members' compressed bytes, when the old wheel is here."""
     target_blob = differs.get(header.differ).patch(source_blob, bytes(payload), header.target_blob_size)
     jobs = list(_jobs(header, target_blob, raws, contents))
     # The largest members first, so that no core is left compressing one big member at the end alone.
-    order = sorted(range(len(jobs)), key=lambda i: -jobs[i].cost)
-    pieces: list[tuple[Bytes, int, int]] = [(b"", 0, 0)] * len(jobs)
-    for i, piece in zip(order, pool.map(lambda i: jobs[i](), order), strict=True):
-        pieces[i] = piece
+    order = sorted(range(len(jobs)), key=lambda i: -_cost(jobs[i]))
+    made: list[Piece] = [None] * len(jobs)
+    for i, piece in zip(order, pool.map(lambda i: _attempt(jobs[i]), order), strict=True):
+        made[i] = piece
+    pieces = missing.fill(header, made, fetch)
     placed, directory, position = [], None, 0
     for op, (data, crc, size) in zip(header.ops, pieces, strict=True):
         if isinstance(op, Literal) and op.directory:
             directory = (position, position + len(data))
-        elif isinstance(op, Raw):
+        elif isinstance(op, Raw | FromTarget):
             placed.append(Placed(position, 0, 0, 0, 0))
         elif isinstance(op, Member | Copy):
             placed.append(Placed(position, op.header, crc, len(data), size))
@@ -114,9 +128,21 @@ def rebuild(
     return wheel
 
 
+def _cost(job: _Job | None) -> int:
+    return 0 if job is None else job.cost
+
+
+def _attempt(job: _Job | None) -> Piece:
+    """The job's piece, or None where this machine has no engine for it (the new wheel then supplies it)."""
+    try:
+        return None if job is None else job()
+    except EngineMismatch:
+        return None
+
+
 def _jobs(
     header: PatchHeader, target_blob: bytes, raws: Sequence[RawMember] | None, contents: Mapping[int, bytes]
-) -> Iterator[_Job]:
+) -> Iterator[_Job | None]:
     """One callable per op, in file order; each returns that piece's bytes (and its content's CRC and size)."""
     view = memoryview(target_blob)
     position = 0
@@ -124,15 +150,13 @@ def _jobs(
         if isinstance(op, Literal | Raw):
             yield _Job.done(view[position : position + op.size], 0, 0)
             position += op.size
+        elif isinstance(op, FromTarget):
+            yield None
         elif isinstance(op, Copy):
             if raws is not None:
                 raw = raws[op.source]
                 yield _Job.done(raw.data, raw.crc, header.sources[op.source].size)
-            elif op.recipe is None:
-                raise SourceMismatch(
-                    f"{header.sources[op.source].name} can only be copied from the old wheel {header.old.filename}"
-                )
-            else:
+            else:  # without a recipe this is right only for a stored member; the checks tell
                 yield _Job(contents[op.source], op.recipe)
         else:
             content: Bytes = view[position : position + op.size]

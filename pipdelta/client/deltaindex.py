@@ -19,6 +19,7 @@ from packaging.version import Version
 from pipdelta.client import batches
 from pipdelta.client.batches import Item
 from pipdelta.client.http import MAX_JSON, FetchError, Http
+from pipdelta.format.patchfile import VERSION
 from pipdelta.index import files, query
 from pipdelta.index.decide import decide
 from pipdelta.index.model import (
@@ -201,7 +202,8 @@ class DeltaIndex:
         target = next((w for w in project.wheels if w.sha256 == goal.sha256), None)
         if target is None:
             return Offer(reason="the delta index does not have the wheel pip chose")
-        path = cheapest_path(project.deltas, start.key, goal.sha256, target.size)
+        readable = [d for d in project.deltas if d.format == VERSION]  # an index half rebuilt by a newer builder
+        path = cheapest_path(readable, start.key, goal.sha256, target.size)
         if path is None:
             return Offer(full_size=target.size, reason="no patch path is smaller than the wheel")
         return Offer(tuple(replace(d, url=urljoin(url, d.url)) for d in path), target.size)
@@ -279,7 +281,12 @@ def _checked(offer: Offer, start: Start, goal: Goal) -> Offer:
     if not patches:
         return offer
     problem = None
-    if len(patches) > MAX_CHAIN:
+    unreadable = sorted({p.format for p in patches} - {VERSION})
+    if unreadable:
+        problem = (
+            f"patches of format {unreadable[0]} (this pipdelta reads format {VERSION}: the index needs rebuilding)"
+        )
+    elif len(patches) > MAX_CHAIN:
         problem = f"a chain of {len(patches)} patches (at most {MAX_CHAIN})"
     elif offer.full_size is None or offer.bytes >= offer.full_size:
         problem = "patches no smaller than the wheel"

@@ -32,6 +32,11 @@ EXPECTED = {
     "flate2:9:whole": "c48be2b6d627f2dbc729daefd40a813127e7f15c5f0dbd398ffe0893321b2d3f",
     "flate2:1:8k": "cd48a85702433df05ef77a63eb4a1c1e8c8e4cf0b8488908d6ea079b40bd071c",
     "flate2:1:whole": "3b849b6133e02bca54a471cb294f9aa4a7eeb62bbde85a7fae026be05dd1a9b6",
+    "zlibng:6:8:0": "dc626924243ddc014afcf14e1740b5662205645cae1ffe55f7321301c397ff4c",
+    "flate2:6:lines": "4bcb4b73b812ccf4cb787f9410038ad976d4a1d52d45395f8ceedb37e0b4ae65",
+    "flate2:6:fields": "99342d55036bd4623071a7894b43b50dda1ee07d340420368d84aad99dbdee7e",
+    "zlibng:9:8:0": "ff9f82fc74b709904bf59a845718928347d2fc18730130651a58ee06c81fb7cf",
+    "zlibng22:6:8:0": "a846f459c8f7ebcea51422f8dc6522319fc0ec49541f2d63f532435282d82ed8",  # zlib-ng 2.2.2
 }
 
 
@@ -54,7 +59,10 @@ def sample() -> bytes:
 @functools.cache
 def reproduces(recipe: Recipe) -> bool:
     expected = EXPECTED.get(str(recipe))
-    return expected is not None and hashlib.sha256(recipe.compress(sample())).hexdigest() == expected
+    try:
+        return expected is not None and hashlib.sha256(recipe.compress(sample())).hexdigest() == expected
+    except EngineMismatch:  # the engine is not on this machine
+        return False
 
 
 def check(recipes: Iterable[Recipe]) -> None:
@@ -62,6 +70,6 @@ def check(recipes: Iterable[Recipe]) -> None:
     failing = sorted(str(r) for r in recipes if not reproduces(r))
     if failing:
         raise EngineMismatch(
-            f"this machine's deflate engines do not reproduce {', '.join(failing)}; "
-            "rebuild from the old wheel instead, or download the full wheel"
+            f"this machine's deflate engines differ from the maker's for {', '.join(failing)}: "
+            "the members made with them must come from the old wheel or, by range, from the new one"
         )

@@ -6,6 +6,8 @@ so its Python binding (which hides the stream) cannot reproduce flate2; this dri
 flate2's ``zio::Writer`` receives writes (8 KiB pieces from ``io::copy``, or the whole content from one
 ``write_all``), runs deflate with ``avail_out`` = the spare room of a 32 KiB buffer, dumps that buffer
 before each further call, and ends with a sync flush and a finish, each drained until no output grows.
+maturin writes RECORD itself, in many small writes and without the sync flush: one per line (1.14, 1.15)
+or one per comma-separated field and separator (1.16).
 """
 
 from __future__ import annotations
@@ -14,32 +16,23 @@ import ctypes
 import functools
 import glob
 import os
+import re
 from collections.abc import Iterator
 
+from pipdelta.engines.zlibapi import stream_fields
 from pipdelta.errors import EngineMismatch
 
 OUTPUT_ROOM = 32 * 1024
 READ_PIECE = 8 * 1024
 _NO_FLUSH, _SYNC_FLUSH, _FINISH = 0, 2, 4
+WRITES = ("8k", "whole", "lines", "fields")
+_PIECES = {"lines": re.compile(rb"[^\n]*\n|[^\n]+"), "fields": re.compile(rb"[^,\n]+|[,\n]")}
 
 
 class _ZStream(ctypes.Structure):
-    _fields_ = [
-        ("next_in", ctypes.c_void_p),
-        ("avail_in", ctypes.c_uint32),
-        ("total_in", ctypes.c_size_t),
-        ("next_out", ctypes.c_void_p),
-        ("avail_out", ctypes.c_uint32),
-        ("total_out", ctypes.c_size_t),
-        ("msg", ctypes.c_char_p),
-        ("state", ctypes.c_void_p),
-        ("zalloc", ctypes.c_void_p),
-        ("zfree", ctypes.c_void_p),
-        ("opaque", ctypes.c_void_p),
-        ("data_type", ctypes.c_int),
-        ("adler", ctypes.c_uint32),
-        ("reserved", ctypes.c_ulong),
-    ]
+    """zlib-ng's native ``zng_stream``."""
+
+    _fields_ = stream_fields(ctypes.c_size_t, ctypes.c_uint32)
 
 
 @functools.cache
@@ -99,19 +92,28 @@ class _Writer:
                 return
 
 
-def deflate_pieces(data: bytes, level: int, whole: bool) -> Iterator[bytes]:
+def _writes(data: bytes, writes: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of each write_all() that hands ``data`` to the writer."""
+    pattern = _PIECES.get(writes)
+    if pattern is not None:
+        yield from (match.span() for match in pattern.finditer(data))
+        return
+    step = max(len(data) if writes == "whole" else READ_PIECE, 1)
+    yield from ((start, min(start + step, len(data))) for start in range(0, len(data), step))
+
+
+def deflate_pieces(data: bytes, level: int, writes: str) -> Iterator[bytes]:
     """Yield the raw deflate stream flate2 writes for ``data``, in the pieces it dumps them."""
     writer = _Writer(data, level)
     try:
-        step = len(data) if whole else READ_PIECE
-        for start in range(0, len(data), max(step, 1)):
-            end = min(start + step, len(data))
+        for start, end in _writes(data, writes):
             position = start
             while position < end:  # write_all() -> write(), each retried until it takes input
                 yield writer.dump()
                 position += writer.run(position, end - position, _NO_FLUSH)
-        writer.run(0, 0, _SYNC_FLUSH)  # flush(): the first call runs without dumping
-        yield from writer.drain(_NO_FLUSH)
+        if writes in ("8k", "whole"):  # the zip crate flushes a member's writer; maturin's RECORD does not
+            writer.run(0, 0, _SYNC_FLUSH)  # flush(): the first call runs without dumping
+            yield from writer.drain(_NO_FLUSH)
         yield from writer.drain(_FINISH)
         yield writer.dump()
     finally:

@@ -9,7 +9,7 @@ import re
 import struct
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -21,11 +21,12 @@ from pipdelta.format import codec
 from pipdelta.format.limits import EXPANSION, MAX_WHEEL, Budget
 
 MAGIC = b"PIPDELTA"
-VERSION = 1
+VERSION = 2
 _PREAMBLE = struct.Struct(">8sHI")
 MAX_HEADER = 16 << 20  # bytes of header JSON, whatever the wheel
 _MAX_NAME = 255  # bytes of a file name on every common file system
 _SHA256 = re.compile("[0-9a-f]{64}")
+_DIGEST = re.compile("[0-9a-f]{8}")
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,25 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Check:
+    """A member's data as the new wheel holds it: its length and the first 4 bytes of its sha256, in hex.
+
+    The applier compares what its engines make with it, so it knows at once which members this machine
+    cannot re-create (and fetches exactly those bytes of the new wheel instead).
+    """
+
+    size: int
+    digest: str
+
+    @classmethod
+    def of(cls, data: bytes | memoryview) -> Check:
+        return cls(len(data), hashlib.sha256(data).hexdigest()[:8])
+
+    def matches(self, data: bytes | memoryview) -> bool:
+        return len(data) == self.size and hashlib.sha256(data).hexdigest()[:8] == self.digest
+
+
+@dataclass(frozen=True)
 class Literal:
     """The next ``size`` bytes of the target blob: headers and gaps (``directory``: the central directory
     and what follows it), their data-determined fields toggled (see :mod:`pipdelta.format.fields`)."""
@@ -80,6 +100,13 @@ class Raw:
     """A member's data that no recipe re-creates: the next ``size`` bytes of the target blob, as they are."""
 
     size: int
+
+
+@dataclass(frozen=True)
+class FromTarget:
+    """A member's data the patch leaves out: the next ``check.size`` bytes of the new wheel, fetched by range."""
+
+    check: Check
 
 
 @dataclass(frozen=True)
@@ -97,6 +124,7 @@ class Member:
     source: int | None = None
     gz: tuple[int, Recipe] | None = None
     header: int = 0  # length of the local header that ends where the data starts (0: not toggled)
+    check: Check = field(kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -106,9 +134,10 @@ class Copy:
     source: int
     recipe: Recipe | None
     header: int = 0
+    check: Check = field(kw_only=True)
 
 
-Op = Literal | Raw | Member | Copy
+Op = Literal | Raw | FromTarget | Member | Copy
 
 
 @dataclass(frozen=True)
@@ -146,6 +175,7 @@ class PatchHeader:
             "target_blob_size": self.target_blob_size,
             "differ": self.differ,
             "ops": [_op_json(op) for op in self.ops],
+            "checks": [[op.check.size, op.check.digest] for op in self.ops if isinstance(op, Member | Copy)],
             "payload_size": self.payload_size,
             "payload_sha256": self.payload_sha256,
         }
@@ -167,6 +197,8 @@ def _op_json(op: Op) -> list[Any]:
         return ["dir" if op.directory else "lit", op.size]
     if isinstance(op, Raw):
         return ["raw", op.size]
+    if isinstance(op, FromTarget):
+        return ["tgt", op.check.size, op.check.digest]
     header = [op.header] if op.header else []
     if isinstance(op, Copy):
         return ["copy", op.source, _recipe_json(op.recipe), *header]
@@ -321,6 +353,16 @@ def _parse_sources(value: Any, budget: Budget) -> tuple[Source, ...]:
     return sources
 
 
+def _check(size: Any, digest: Any) -> Check:
+    if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+        raise PatchFormatError("corrupt patch header: a member check is not 8 hex digits")
+    return Check(_size(size, "member data size"), digest)
+
+
+def _parse_checks(value: Any, budget: Budget) -> tuple[Check, ...]:
+    return tuple(_check(*_list(entry, "check entry")[:2]) for entry in _list(value, "check", budget.ops))
+
+
 def _parse_op(value: Any, sources: tuple[Source, ...]) -> Op:
     def source(value: Any) -> int:
         if type(value) is not int or not 0 <= value < len(sources):
@@ -333,21 +375,47 @@ def _parse_op(value: Any, sources: tuple[Source, ...]) -> Op:
         return Literal(_size(entry[1], "literal size"), directory=kind == "dir")
     if kind == "raw":
         return Raw(_size(entry[1], "raw member size"))
+    if kind == "tgt":
+        return FromTarget(_check(entry[1], entry[2]))
     if kind == "copy":
-        return Copy(source(entry[1]), _recipe(entry[2]), _header(entry, 3))
+        return Copy(source(entry[1]), _recipe(entry[2]), _header(entry, 3), check=_UNCHECKED)
     if kind == "mem":
         recipe, content, header = _recipe(entry[1]), _list(entry[2], "member entry"), _header(entry, 3)
         if content[0] == "src":
-            return Member(recipe, source=source(content[1]), header=header)
+            return Member(recipe, source=source(content[1]), header=header, check=_UNCHECKED)
         if content[0] == "blob":
-            return Member(recipe, _size(content[1], "member size"), header=header)
+            return Member(recipe, _size(content[1], "member size"), header=header, check=_UNCHECKED)
         if content[0] == "gz":
             gz = (_size(content[2], "header"), Recipe.parse(_text(content[3], "recipe")))
             inner = source(content[4]) if len(content) > 4 else None
             if inner is not None and (sources[inner].gz_size is None or gz[0] != content[1]):
                 raise PatchFormatError("patch rebuilds a gzip file from a source that is no gzip file")
-            return Member(recipe, _size(content[1], "member size"), source=inner, gz=gz, header=header)
+            return Member(
+                recipe, _size(content[1], "member size"), source=inner, gz=gz, header=header, check=_UNCHECKED
+            )
     raise PatchFormatError(f"unknown patch operation {str(entry)[:80]!r}")
+
+
+_UNCHECKED = Check(0, "")  # replaced by the op's entry in "checks" before the header is returned
+
+
+def _with_checks(ops: list[Op], checks: tuple[Check, ...]) -> tuple[Op, ...]:
+    """Each ``mem`` and ``copy`` op with its check: "checks" has exactly one per such op, in order."""
+    members = [k for k, op in enumerate(ops) if isinstance(op, Member | Copy)]
+    if len(members) != len(checks):
+        raise PatchFormatError(f"patch has {len(checks):,} member checks for {len(members):,} members")
+    for k, check in zip(members, checks, strict=True):
+        op = ops[k]
+        assert isinstance(op, Member | Copy)
+        ops[k] = replace(op, check=check)
+    return tuple(ops)
+
+
+def wheel_size(op: Op) -> int:
+    """How many bytes of the new wheel ``op`` makes."""
+    if isinstance(op, Literal | Raw):
+        return op.size
+    return op.check.size
 
 
 def _header(entry: list[Any], index: int) -> int:
@@ -361,7 +429,7 @@ def _content_size(op: Op, sources: tuple[Source, ...]) -> int:
     if isinstance(op, Member) and op.source is not None:
         inner = sources[op.source]
         return op.size + (inner.gz_size or 0) if op.gz is not None else inner.size
-    return op.size
+    return 0 if isinstance(op, FromTarget) else op.size
 
 
 def _check_toggles(ops: tuple[Op, ...]) -> None:
@@ -383,7 +451,8 @@ def _parse_header(obj: dict[str, Any], length: int, target: Target | None) -> Pa
     budget = Budget.for_wheel(new.size)
     budget.check(length, budget.header, "bytes of header")
     sources = _parse_sources(obj.get("sources"), budget)
-    ops = tuple(_parse_op(entry, sources) for entry in _list(obj.get("ops"), "operation", budget.ops))
+    parsed = [_parse_op(entry, sources) for entry in _list(obj.get("ops"), "operation", budget.ops)]
+    ops = _with_checks(parsed, _parse_checks(obj.get("checks"), budget))
     header = PatchHeader(
         old=_ref(obj.get("old"), "old wheel"),
         new=new,
@@ -403,4 +472,6 @@ def _parse_header(obj: dict[str, Any], length: int, target: Target | None) -> Pa
     from_blob = sum(op.size for op in ops if isinstance(op, Literal | Raw | Member))
     if from_blob != header.target_blob_size:
         raise PatchFormatError("patch operations do not add up to the target blob it declares")
+    if sum(map(wheel_size, ops)) != new.size:
+        raise PatchFormatError(f"patch operations do not add up to the {new.size:,} bytes of {new.filename}")
     return header

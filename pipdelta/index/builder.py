@@ -15,6 +15,7 @@ from pathlib import Path
 from packaging.utils import NormalizedName
 
 from pipdelta.errors import PipdeltaError
+from pipdelta.format.patchfile import VERSION
 from pipdelta.index import files
 from pipdelta.index.jobs import JobResult, PatchFacts, exit_with_parent, inspect, make_delta, too_large
 from pipdelta.index.mirror import MirrorWheel, groups, scan
@@ -94,7 +95,8 @@ class _Project:
         """The facts of this job's patch if a previous run left it complete and still wanted."""
         path = files.patch_path(self.index_dir, self.name, job.patch_name)
         known = self.published.get(f"{files.PATCHES}/{job.patch_name}")
-        if known and (known.old.sha256, known.new.sha256) == (job.old.entry.sha256, job.new.entry.sha256):
+        ends = (job.old.entry.sha256, job.new.entry.sha256)
+        if known and known.format == VERSION and (known.old.sha256, known.new.sha256) == ends:
             with contextlib.suppress(OSError):
                 if path.stat().st_size == known.size:
                     return PatchFacts(known.old.sha256, known.new.sha256, known.size, known.sha256, known.engines)

@@ -19,9 +19,20 @@ from pipdelta.differs.elf import ElfBsdiff
 from pipdelta.differs.zstd import ZstdPrefix
 from pipdelta.engines.recipes import Recipe
 from pipdelta.errors import ReconstructionFailed
-from pipdelta.format import blob, fields, gzmember
+from pipdelta.format import blob, fields, gzmember, wire
 from pipdelta.format.fields import Placed
-from pipdelta.format.patchfile import Copy, Literal, Member, Op, PatchHeader, Raw, Source, write_patch
+from pipdelta.format.patchfile import (
+    Check,
+    Copy,
+    FromTarget,
+    Literal,
+    Member,
+    Op,
+    PatchHeader,
+    Raw,
+    Source,
+    write_patch,
+)
 from pipdelta.format.wheelfile import WheelFile
 from pipdelta.format.ziplayout import STORED
 from pipdelta.format.ziplayout import Member as ZipMember
@@ -48,6 +59,7 @@ class MakeReport:
     raw_members: int = 0
     raw_bytes: int = 0
     copied_members: int = 0
+    left_out: int = 0  # raw members the patch leaves to range requests (cheaper on the wire)
     payloads: dict[str, int] = field(default_factory=dict)  # each differ tried: its payload's size
 
     @property
@@ -80,7 +92,7 @@ class _Target:
         fits = isinstance(last, Literal) and not last.directory and 30 <= length <= last.size
         return length if fits else 0
 
-    def member(self, op: Member | Copy | Raw, placed: Placed, *data: bytes) -> None:
+    def member(self, op: Member | Copy | Raw | FromTarget, placed: Placed, *data: bytes) -> None:
         self.ops.append(op)
         self.placed.append(placed)
         self.parts += data
@@ -195,15 +207,20 @@ def describe(
         known = by_hash.get(hashlib.sha256(content).digest())
         header = target.header_before(member)
         placed = Placed(member.data_offset, header, member.crc, len(compressed), len(content))
+        check = Check.of(compressed)
         if known is not None and raws[known].data == compressed:
-            target.member(Copy(known, recipe, header), placed)
+            target.member(Copy(known, recipe, header, check=check), placed)
             report.copied_members += 1
         elif recipe is None and member.method != STORED:
-            target.member(Raw(len(compressed)), Placed(member.data_offset, 0, 0, 0, 0), compressed)
             report.raw_members += 1
             report.raw_bytes += len(compressed)
+            if wire.carried_cost(compressed) > len(compressed) + wire.PART:
+                target.member(FromTarget(check), Placed(member.data_offset, 0, 0, 0, 0))
+                report.left_out += 1
+            else:
+                target.member(Raw(len(compressed)), Placed(member.data_offset, 0, 0, 0, 0), compressed)
         elif known is not None:
-            target.member(Member(recipe, source=known, header=header), placed)
+            target.member(Member(recipe, source=known, header=header, check=check), placed)
         elif (gz := _gzip_split(content, diviner, budget)) is not None:
             start, inner, gz_recipe = gz
             same = old_inners.get(hashlib.sha256(inner).digest())
@@ -211,13 +228,13 @@ def describe(
                 # Only the gzip header changed (botocore's models: the mtime): the applier copies the old
                 # file's deflate stream and trailer instead of deflating the content again.
                 inners[same[0]] = same[1]
-                op = Member(recipe, start, source=same[0], gz=(start, gz_recipe), header=header)
+                op = Member(recipe, start, source=same[0], gz=(start, gz_recipe), header=header, check=check)
                 target.member(op, placed, content[:start])
             else:
-                op = Member(recipe, start + len(inner), gz=(start, gz_recipe), header=header)
+                op = Member(recipe, start + len(inner), gz=(start, gz_recipe), header=header, check=check)
                 target.member(op, placed, content[:start], inner)
         else:
-            target.member(Member(recipe, len(content), header=header), placed, content)
+            target.member(Member(recipe, len(content), header=header, check=check), placed, content)
     sources = _in_blob(sources, contents, inners, target.ops, diviner, budget)
     report.recipes = dict(diviner.found)
     return sources, contents, raws, target, report
@@ -292,7 +309,15 @@ def make_patch(
         payload_sha256=hashlib.sha256(best[1]).hexdigest(),
     )
     with ThreadPoolExecutor() as pool:
-        rebuilt = rebuild(header, best[1], source_blob, raws, dict(enumerate(contents)), pool)
+        rebuilt = rebuild(
+            header,
+            best[1],
+            source_blob,
+            raws,
+            dict(enumerate(contents)),
+            pool,
+            lambda ranges: [new.data[o : o + n] for o, n in ranges],
+        )
     if rebuilt != new.data:
         raise ReconstructionFailed(f"internal error: the patch for {new.filename} does not rebuild it exactly")
     write_patch(out_path, header, best[1])

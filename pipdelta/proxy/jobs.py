@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import heapq
 import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,31 +172,52 @@ def _rebuild(
 
 
 class Rebuilds:
-    """The jobs of one local index, by upstream URL; each runs once, several at a time, in the background."""
+    """The jobs of one local index, by upstream URL; each runs once, several at a time, the largest wheel first.
+
+    Installers wait for every wheel before they install, so the run ends with the last rebuild: starting the
+    long ones first (rather than in the order the installer read their metadata) ends it soonest.
+    """
 
     def __init__(self, context: Context, workers: int) -> None:
         self.context = context
         self._jobs: dict[str, Job] = {}
-        self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pipdelta-rebuild")
+        self._queue: list[tuple[int, int, Job]] = []  # (-size, arrival, job): a heap, the largest first
+        self._ready = threading.Condition()
+        self._closed = False
+        for number in range(workers):
+            threading.Thread(target=self._work, daemon=True, name=f"pipdelta-rebuild-{number}").start()
 
     def start(self, target: Target) -> Job:
-        """The job for ``target``, started now unless it already was."""
-        with self._lock:
+        """The job for ``target``, queued now unless it already was."""
+        with self._ready:
             job = self._jobs.get(target.url)
             if job is None:
                 job = self._jobs[target.url] = Job(target)
-                self._pool.submit(job.run, self.context)
+                heapq.heappush(self._queue, (-(target.size or 0), len(self._jobs), job))
+                self._ready.notify()
             return job
 
+    def _work(self) -> None:
+        while True:
+            with self._ready:
+                while not self._queue and not self._closed:
+                    self._ready.wait()
+                if self._closed:
+                    return
+                job = heapq.heappop(self._queue)[2]
+            job.run(self.context)
+
     def get(self, url: str) -> Job | None:
-        with self._lock:
+        with self._ready:
             return self._jobs.get(url)
 
     def unused(self) -> int:
         """Patch bytes fetched for wheels no installer asked for (guesses that missed)."""
-        with self._lock:
+        with self._ready:
             return sum(job.fetched for job in self._jobs.values() if not job.served)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Start no more jobs (those running finish in their daemon threads)."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify_all()
