@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -147,3 +148,19 @@ def test_any_pair_of_wheels_round_trips(
         tmp_path, "hyp", "2.0", {"hyp/" + n: c for n, c in new_files.items()}, data_descriptors=descriptors
     )
     roundtrip(old, new)
+
+
+def test_an_old_wheel_whose_record_lies_still_rebuilds(tmp_path: Path, roundtrip) -> None:
+    # The applier takes copied members' RECORD rows from the old wheel's RECORD; a wrong row there must
+    # only cost it the hashing of every file, never the rebuild.
+    old = build_wheel(tmp_path, "pkg", "1.0", FILES_V1)
+    with zipfile.ZipFile(old) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    record = "pkg-1.0.dist-info/RECORD"
+    row = next(line for line in members[record].splitlines() if line.startswith(b"pkg/mod1.py,"))
+    lying = row[: len(b"pkg/mod1.py,sha256=")] + b"AAAA" + row[len(b"pkg/mod1.py,sha256=AAAA") :]
+    members[record] = members[record].replace(row, lying)  # a digest of the right length, but wrong
+    with zipfile.ZipFile(old, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    roundtrip(old, build_wheel(tmp_path, "pkg", "1.1", FILES_V2))

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from packaging.utils import parse_wheel_filename
 
 from pipdelta import differs
-from pipdelta.apply import missing
+from pipdelta.apply import missing, speed
 from pipdelta.apply.missing import Piece, RangeFetcher
-from pipdelta.apply.sources import OldContent
+from pipdelta.apply.sources import OldContent, RawMember
 from pipdelta.engines.recipes import Recipe
 from pipdelta.errors import EngineMismatch, PatchFormatError, ReconstructionFailed, SourceMismatch
 from pipdelta.format import blob, fields, gzmember
@@ -30,6 +32,8 @@ from pipdelta.format.patchfile import (
     read_patch,
 )
 
+Bytes = bytes | memoryview
+
 
 def apply_patch(
     patch: bytes, source: OldContent, out: Path, *, target: Target | None = None, fetch: RangeFetcher | None = None
@@ -42,36 +46,73 @@ def apply_patch(
     cannot re-create (each member's check says which) and those the patch leaves out are byte ranges of the
     new wheel: ``fetch`` gets them from the primary index; without it they are an :class:`EngineMismatch`.
     """
+    started = time.perf_counter()
     header, payload = read_patch(patch, target)
     if parse_wheel_filename(header.new.filename)[0] != parse_wheel_filename(header.old.filename)[0]:
         raise PatchFormatError(f"the patch turns {header.old.filename} into another project's wheel")
     source.check(header.old)
-    with ThreadPoolExecutor() as pool:  # inflating and hashing release the GIL
-        contents = list(pool.map(source.read, header.sources))
-    source_blob = blob.build(header.sources, contents)
-    if len(source_blob) != header.source_size or hashlib.sha256(source_blob).hexdigest() != header.source_sha256:
-        raise SourceMismatch(f"the old content of {header.old.filename} differs from what the patch was made from")
-    raws = [source.raw(s) for s in header.sources] if source.has_raw else None
-    data = rebuild(header, payload, source_blob, raws, contents, fetch)
+    with ThreadPoolExecutor(_WORKERS) as pool:  # inflating and hashing release the GIL
+        # Only content the rebuild reads is inflated: a member copied from the old wheel is never read, and
+        # its RECORD row comes from the old wheel's RECORD (checked with the whole blob below).
+        rows = source.record_rows()
+        needed = _needed(header, source.has_raw, rows)
+        contents = _read(pool, source, header, needed)
+        source_blob = blob.build(header.sources, contents, rows, pool)
+        if not _matches(header, source_blob) and rows:  # a RECORD that lies: hash every source instead
+            rest = [k for k in range(len(header.sources)) if k not in contents]
+            contents.update(_read(pool, source, header, rest))
+            source_blob = blob.build(header.sources, contents, {}, pool)
+        if not _matches(header, source_blob):
+            raise SourceMismatch(f"the old content of {header.old.filename} differs from what the patch was made from")
+        raws = [source.raw(s) for s in header.sources] if source.has_raw else None
+        data = rebuild(header, payload, source_blob, raws, contents, pool, fetch)
     if len(data) != header.new.size or hashlib.sha256(data).hexdigest() != header.new.sha256:
         raise ReconstructionFailed(f"the rebuilt {header.new.filename} has the wrong sha256; nothing was written")
     path = out / header.new.filename if out.is_dir() else out
     atomic_write(path, [data])
+    speed.record(header.differ, not source.has_raw, len(data), time.perf_counter() - started)
     return path
+
+
+# Compressing, inflating and hashing release the GIL: one thread per core keeps every core busy.
+_WORKERS = max(2, os.cpu_count() or 1)
+
+
+def _matches(header: PatchHeader, source_blob: bytes) -> bool:
+    return len(source_blob) == header.source_size and hashlib.sha256(source_blob).hexdigest() == header.source_sha256
+
+
+def _read(pool: ThreadPoolExecutor, source: OldContent, header: PatchHeader, wanted: list[int]) -> dict[int, bytes]:
+    return dict(zip(wanted, pool.map(source.read, [header.sources[k] for k in wanted]), strict=True))
+
+
+def _needed(header: PatchHeader, has_raw: bool, rows: Mapping[str, bytes]) -> list[int]:
+    """The sources whose content the blob or a member needs (copies need none when the old wheel is here),
+    and those whose RECORD row is not known."""
+    needed = {k for k, s in enumerate(header.sources) if s.in_blob or s.name not in rows}
+    needed.update(op.source for op in header.ops if isinstance(op, Member) and op.source is not None)
+    if not has_raw:
+        needed.update(op.source for op in header.ops if isinstance(op, Copy))
+    return sorted(needed)
 
 
 def rebuild(
     header: PatchHeader,
     payload: bytes | memoryview,
     source_blob: bytes,
-    raws: Sequence[bytes] | None,
-    contents: Sequence[bytes],
+    raws: Sequence[RawMember] | None,
+    contents: Mapping[int, bytes],
+    pool: ThreadPoolExecutor,
     fetch: RangeFetcher | None = None,
-) -> bytes:
+) -> bytearray:
     """The target wheel's bytes; ``raws`` are the old members' compressed bytes, when the old wheel is here."""
     target_blob = differs.get(header.differ).patch(source_blob, bytes(payload), header.target_blob_size)
-    with ThreadPoolExecutor() as pool:  # zlib, cramjam and ctypes release the GIL while they compress
-        made = list(pool.map(_attempt, _jobs(header, target_blob, raws, contents)))
+    jobs = list(_jobs(header, target_blob, raws, contents))
+    # The largest members first, so that no core is left compressing one big member at the end alone.
+    order = sorted(range(len(jobs)), key=lambda i: -_cost(jobs[i]))
+    made: list[Piece] = [None] * len(jobs)
+    for i, piece in zip(order, pool.map(lambda i: _attempt(jobs[i]), order), strict=True):
+        made[i] = piece
     pieces = missing.fill(header, made, fetch)
     placed, directory, position = [], None, 0
     for op, (data, crc, size) in zip(header.ops, pieces, strict=True):
@@ -84,7 +125,11 @@ def rebuild(
         position += len(data)
     wheel = bytearray(b"".join(data for data, _, _ in pieces))
     fields.toggle(wheel, placed, directory)
-    return bytes(wheel)
+    return wheel
+
+
+def _cost(job: _Job | None) -> int:
+    return 0 if job is None else job.cost
 
 
 def _attempt(job: _Job | None) -> Piece:
@@ -96,57 +141,60 @@ def _attempt(job: _Job | None) -> Piece:
 
 
 def _jobs(
-    header: PatchHeader, target_blob: bytes, raws: Sequence[bytes] | None, contents: Sequence[bytes]
+    header: PatchHeader, target_blob: bytes, raws: Sequence[RawMember] | None, contents: Mapping[int, bytes]
 ) -> Iterator[_Job | None]:
     """One callable per op, in file order; each returns that piece's bytes (and its content's CRC and size)."""
     view = memoryview(target_blob)
     position = 0
     for op in header.ops:
         if isinstance(op, Literal | Raw):
-            yield _Job(bytes(view[position : position + op.size]), verbatim=True)
+            yield _Job.done(view[position : position + op.size], 0, 0)
             position += op.size
         elif isinstance(op, FromTarget):
             yield None
         elif isinstance(op, Copy):
             if raws is not None:
-                yield _Job(contents[op.source], data=raws[op.source])
+                raw = raws[op.source]
+                yield _Job.done(raw.data, raw.crc, header.sources[op.source].size)
             else:  # without a recipe this is right only for a stored member; the checks tell
                 yield _Job(contents[op.source], op.recipe)
         else:
-            content = bytes(view[position : position + op.size])
+            content: Bytes = view[position : position + op.size]
             position += op.size
-            if op.source is not None and op.gz is not None:  # a gzip header from the blob, content from a source
-                source = header.sources[op.source]
-                content += gzmember.gunzip(contents[op.source], source.gz_size or 0)
-            elif op.source is not None:
+            if op.source is not None and op.gz is not None:
+                # A gzip header from the blob; the deflate stream and trailer are the old gzip file's (the
+                # maker uses this op only then): copied, not deflated again.
+                yield _Job(bytes(content) + gzmember.stream(contents[op.source]), op.recipe)
+                continue
+            if op.source is not None:
                 content = contents[op.source]
             yield _Job(content, op.recipe, op.gz)
 
 
 class _Job:
     """A member's data: ``content`` compressed with ``recipe`` (after wrapping it as a gzip file when ``gz``
-    says so), or ``data`` when it is known already; ``verbatim`` bytes are no member's and pass as they are."""
+    says so); ``cost`` says how much work that is, so the biggest jobs start first."""
 
-    def __init__(
-        self,
-        content: bytes,
-        recipe: Recipe | None = None,
-        gz: tuple[int, Recipe] | None = None,
-        *,
-        data: bytes | None = None,
-        verbatim: bool = False,
-    ) -> None:
-        self.content, self.recipe, self.gz, self.data, self.verbatim = content, recipe, gz, data, verbatim
+    def __init__(self, content: Bytes, recipe: Recipe | None = None, gz: tuple[int, Recipe] | None = None) -> None:
+        self.content, self.recipe, self.gz = content, recipe, gz
+        self.cost = len(content)
+        self._run: Callable[[], tuple[Bytes, int, int]] = self._compress
 
-    def __call__(self) -> tuple[bytes, int, int]:
-        content = self.content
-        if self.verbatim:
-            return content, 0, 0
+    @classmethod
+    def done(cls, data: Bytes, crc: int, size: int) -> _Job:
+        """A piece known already: literal bytes, or a member's compressed bytes copied from the old wheel."""
+        job = cls(b"")
+        job._run = lambda: (data, crc, size)
+        return job
+
+    def __call__(self) -> tuple[Bytes, int, int]:
+        return self._run()
+
+    def _compress(self) -> tuple[Bytes, int, int]:
+        content = bytes(self.content)  # a member rebuilt from the target blob: the engines want bytes
         if self.gz is not None:
             start, inner_recipe = self.gz
             inner = content[start:]
-            content = content[:start] + inner_recipe.compress(inner) + gzmember.trailer(inner)
-        data = self.data
-        if data is None:
-            data = content if self.recipe is None else self.recipe.compress(content)
+            content = bytes(content[:start]) + inner_recipe.compress(inner) + gzmember.trailer(inner)
+        data = content if self.recipe is None else self.recipe.compress(content)
         return data, zlib.crc32(content), len(content)

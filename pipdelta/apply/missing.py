@@ -12,7 +12,7 @@ from pipdelta.format.patchfile import Copy, FromTarget, Member, Op, PatchHeader,
 #: Given ``[(offset, length), ...]`` of the new wheel as the primary index serves it, the bytes of each range.
 RangeFetcher = Callable[[Sequence[tuple[int, int]]], Sequence[bytes]]
 #: A piece of the new wheel: its bytes, and for a member its content's CRC-32 and size (None: not made here).
-Piece = tuple[bytes, int, int] | None
+Piece = tuple[bytes | memoryview, int, int] | None
 
 
 def _wanted(header: PatchHeader, pieces: Sequence[Piece]) -> list[tuple[int, int]]:
@@ -25,7 +25,9 @@ def _wanted(header: PatchHeader, pieces: Sequence[Piece]) -> list[tuple[int, int
     return found
 
 
-def fill(header: PatchHeader, pieces: list[Piece], fetch: RangeFetcher | None) -> list[tuple[bytes, int, int]]:
+def fill(
+    header: PatchHeader, pieces: list[Piece], fetch: RangeFetcher | None
+) -> list[tuple[bytes | memoryview, int, int]]:
     """``pieces`` with every member this machine could not re-create fetched from the new wheel and checked."""
     missing = _wanted(header, pieces)
     if missing and fetch is None:

@@ -5,14 +5,23 @@ from __future__ import annotations
 import abc
 import hashlib
 from pathlib import Path
+from typing import NamedTuple
 
 from pipdelta.apply.installed import InstalledDistribution
 from pipdelta.errors import SourceMismatch
+from pipdelta.format import blob
 from pipdelta.format.patchfile import Source, WheelRef
 from pipdelta.format.wheelfile import WheelFile
 from pipdelta.format.ziplayout import Member as ZipMember
 
 SHEBANG_ROOM = 64 << 10  # bytes an installer's launcher line (and pip's long-path shell trick) may add
+
+
+class RawMember(NamedTuple):
+    """A member's compressed bytes in the old wheel and the CRC-32 of its content (from the wheel's headers)."""
+
+    data: bytes | memoryview
+    crc: int
 
 
 class OldContent(abc.ABC):
@@ -36,9 +45,14 @@ class OldContent(abc.ABC):
     def _content(self, source: Source) -> bytes:
         """The member's content from this source, checked as far as this source can check it."""
 
-    def raw(self, source: Source) -> bytes:
+    def raw(self, source: Source) -> RawMember:
         """The member's compressed bytes as the old wheel holds them; only where ``has_raw`` is True."""
         raise NotImplementedError(f"{type(self).__name__} has no compressed bytes")
+
+    def record_rows(self) -> dict[str, bytes]:
+        """RECORD rows (as the source blob holds them) known without reading the files; the blob's sha256
+        checks them, and the applier hashes the files instead when one is wrong."""
+        return {}
 
 
 class WheelSource(OldContent):
@@ -63,8 +77,13 @@ class WheelSource(OldContent):
     def _content(self, source: Source) -> bytes:
         return self.wheel.content(self._member(source))
 
-    def raw(self, source: Source) -> bytes:
-        return self.wheel.raw(self._member(source))
+    def raw(self, source: Source) -> RawMember:
+        member = self._member(source)
+        return RawMember(memoryview(self.wheel.data)[member.data_offset : member.data_end], member.crc)
+
+    def record_rows(self) -> dict[str, bytes]:
+        records = [m for m in self.wheel.layout.members if blob.is_record_name(m.name)]
+        return blob.rows_of_record(self.wheel.content(records[0])) if len(records) == 1 else {}
 
     def _member(self, source: Source) -> ZipMember:
         member = self.wheel.members_by_name.get(source.name)

@@ -20,9 +20,10 @@ class Differ(Protocol):
 def get(name: str) -> Differ:
     """The differ a patch names; unknown names are a format error (a newer pipdelta made the patch)."""
     from pipdelta.differs.bsdiff import Bsdiff
+    from pipdelta.differs.elf import ElfBsdiff
     from pipdelta.differs.zstd import ZstdPrefix
 
-    for differ in (Bsdiff(), ZstdPrefix()):
+    for differ in (Bsdiff(), ZstdPrefix(), ElfBsdiff()):
         if differ.name == name:
             return differ
     raise PatchFormatError(f"patch uses differ {name!r}, which this pipdelta does not know")

@@ -19,7 +19,11 @@ class Bsdiff:
     name = "bsdiff4"
 
     def diff(self, old: bytes, new: bytes) -> bytes:
-        raw = bsdiff4.core.diff(old, new)
+        return self.encode(bsdiff4.core.diff(old, new))
+
+    @staticmethod
+    def encode(raw: tuple[bytes, bytes, bytes]) -> bytes:
+        """The payload of bsdiff4's raw control, diff and extra streams."""
         streams = [codec.xz_compress(s) for s in raw]
         sizes = (*(len(s) for s in raw), *(len(s) for s in streams))
         return _SIZES.pack(*sizes) + b"".join(streams)

@@ -29,6 +29,14 @@ def header_length(content: bytes) -> int | None:
     return position if position + 8 <= len(content) else None
 
 
+def stream(content: bytes) -> bytes:
+    """A gzip source's deflate stream and trailer: all that follows its header."""
+    start = header_length(content)
+    if start is None:
+        raise PatchFormatError("a gzip source is no gzip file")
+    return content[start:]
+
+
 def split(content: bytes, limit: int) -> tuple[int, bytes] | None:
     """``(header length, uncompressed content)`` of a single-member gzip file with nothing after it."""
     start = header_length(content)

@@ -8,6 +8,7 @@ import os
 import re
 import struct
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -223,7 +224,7 @@ def write_patch(path: Path, header: PatchHeader, payload: bytes) -> None:
     atomic_write(path, [_PREAMBLE.pack(MAGIC, VERSION, len(body)), body, payload])
 
 
-def atomic_write(path: Path, chunks: list[bytes]) -> None:
+def atomic_write(path: Path, chunks: Sequence[bytes | bytearray | memoryview]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as out:

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import tempfile
 from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
-class Background:
+class Background(Generic[T]):
     """``work()`` running in a forked child while the caller does something else.
 
     The child inherits its inputs by fork (copy-on-write); only the result crosses back, through a file.
     Where fork does not exist, the work runs in place when the result is asked for, without a time limit.
     """
 
-    def __init__(self, work: Callable[[], bytes], memory: int | None = None) -> None:
+    def __init__(self, work: Callable[[], T], memory: int | None = None) -> None:
         self._work = work
         self._child = None
         if "fork" in multiprocessing.get_all_start_methods():
@@ -25,7 +29,7 @@ class Background:
             self._child = context.Process(target=_child, args=(work, self._path, memory), daemon=True)
             self._child.start()
 
-    def result(self, seconds: float) -> bytes | None:
+    def result(self, seconds: float) -> T | None:
         """The result, or None if the work failed or was still running after ``seconds`` (it is then killed)."""
         child = self._child
         if child is None:
@@ -39,17 +43,18 @@ class Background:
             if child.exitcode != 0:
                 return None
             with open(self._path, "rb") as result:
-                return result.read()
+                found: T = pickle.load(result)  # written by our own forked child just now
+                return found
         finally:
             os.unlink(self._path)
 
 
-def _child(work: Callable[[], bytes], path: str, memory: int | None) -> None:
+def _child(work: Callable[[], object], path: str, memory: int | None) -> None:
     if memory is not None:
         _limit_memory(memory)
     data = work()
     with open(path, "wb") as out:
-        out.write(data)
+        pickle.dump(data, out, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _limit_memory(extra: int) -> None:

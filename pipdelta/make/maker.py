@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import bsdiff4.core
+
+from pipdelta import differs
 from pipdelta.apply.applier import rebuild
+from pipdelta.apply.sources import RawMember
 from pipdelta.differs import Differ
 from pipdelta.differs.bsdiff import Bsdiff
+from pipdelta.differs.elf import ElfBsdiff
 from pipdelta.differs.zstd import ZstdPrefix
 from pipdelta.engines.recipes import Recipe
 from pipdelta.errors import ReconstructionFailed
@@ -33,7 +40,7 @@ from pipdelta.make.bounded import Background
 from pipdelta.make.divination import Diviner
 from pipdelta.make.limits import DEFAULT_LIMITS, Budget, SizeLimits
 
-DIFFERS = ("auto", "bsdiff4", "zstd")
+DIFFERS = ("auto", "bsdiff4", "zstd", "elf+bsdiff4")
 # bsdiff4's suffix sort needs about 17 bytes per byte of old blob; above this it is not attempted.
 BSDIFF_MEMORY = 8 << 30
 ZSTD_AUTO_LIMIT = 16 << 20
@@ -53,6 +60,7 @@ class MakeReport:
     raw_bytes: int = 0
     copied_members: int = 0
     left_out: int = 0  # raw members the patch leaves to range requests (cheaper on the wire)
+    payloads: dict[str, int] = field(default_factory=dict)  # each differ tried: its payload's size
 
     @property
     def ratio(self) -> float:
@@ -95,7 +103,7 @@ class _Target:
         return b"".join(toggled[p.start : p.stop] if isinstance(p, range) else p for p in self.parts)
 
 
-def _sources(old: WheelFile) -> tuple[list[Source], list[bytes], list[bytes]]:
+def _sources(old: WheelFile) -> tuple[list[Source], list[bytes], list[RawMember]]:
     """The old members a patch may read, with their content and their compressed bytes."""
     sources, contents, raws = [], [], []
     for name, member in old.members_by_name.items():
@@ -107,7 +115,7 @@ def _sources(old: WheelFile) -> tuple[list[Source], list[bytes], list[bytes]]:
             first_line = content[: content.find(b"\n") + 1] or content
         sources.append(Source(name, len(content), first_line=first_line))
         contents.append(content)
-        raws.append(old.raw(member))
+        raws.append(RawMember(old.raw(member), member.crc))
     return sources, contents, raws
 
 
@@ -159,6 +167,12 @@ def _gzip_split(content: bytes, diviner: Diviner, budget: Budget) -> tuple[int, 
     return None if recipe is None else (start, inner, recipe)
 
 
+def _same_stream(old: bytes, stream: bytes) -> bool:
+    """True if the old gzip file ends in exactly this deflate stream and trailer."""
+    start = gzmember.header_length(old)
+    return start is not None and old[start:] == stream
+
+
 def _gzip_size(content: bytes, diviner: Diviner, budget: Budget) -> int | None:
     found = _gzip_split(content, diviner, budget)
     return None if found is None else len(found[1])
@@ -166,7 +180,7 @@ def _gzip_size(content: bytes, diviner: Diviner, budget: Budget) -> int | None:
 
 def describe(
     old: WheelFile, new: WheelFile, budget: Budget
-) -> tuple[list[Source], list[bytes], list[bytes], _Target, MakeReport]:
+) -> tuple[list[Source], list[bytes], list[RawMember], _Target, MakeReport]:
     """The sources (with content and compressed bytes) and the target, each member tied to one or the other.
 
     ``budget`` must already hold the members' declared sizes; gzip files expand only within what it has left.
@@ -194,7 +208,7 @@ def describe(
         header = target.header_before(member)
         placed = Placed(member.data_offset, header, member.crc, len(compressed), len(content))
         check = Check.of(compressed)
-        if known is not None and raws[known] == compressed:
+        if known is not None and raws[known].data == compressed:
             target.member(Copy(known, recipe, header, check=check), placed)
             report.copied_members += 1
         elif recipe is None and member.method != STORED:
@@ -210,7 +224,9 @@ def describe(
         elif (gz := _gzip_split(content, diviner, budget)) is not None:
             start, inner, gz_recipe = gz
             same = old_inners.get(hashlib.sha256(inner).digest())
-            if same is not None:  # only the gzip header changed (botocore's models: the mtime)
+            if same is not None and _same_stream(contents[same[0]], content[start:]):
+                # Only the gzip header changed (botocore's models: the mtime): the applier copies the old
+                # file's deflate stream and trailer instead of deflating the content again.
                 inners[same[0]] = same[1]
                 op = Member(recipe, start, source=same[0], gz=(start, gz_recipe), header=header, check=check)
                 target.member(op, placed, content[:start])
@@ -224,25 +240,38 @@ def describe(
     return sources, contents, raws, target, report
 
 
-def _payload(differ: str, source_blob: bytes, target_blob: bytes, seconds: float) -> tuple[str, bytes]:
-    """The differ's name and payload: the one asked for, or under "auto" the smaller of those worth running."""
-    bsdiff, zstd = Bsdiff(), ZstdPrefix()
+def _payload(differ: str, source_blob: bytes, target_blob: bytes, seconds: float) -> list[tuple[str, bytes]]:
+    """Each differ's name and payload: the one asked for, or under "auto" those worth running."""
+    zstd = ZstdPrefix()
     if differ != "auto":
-        chosen: Differ = bsdiff if differ == bsdiff.name else zstd
-        return chosen.name, chosen.diff(source_blob, target_blob)
+        chosen: Differ = differs.get(differ)
+        return [(chosen.name, chosen.diff(source_blob, target_blob))]
     if 17 * len(source_blob) > BSDIFF_MEMORY:
-        return zstd.name, zstd.diff(source_blob, target_blob)
-    job = Background(lambda: bsdiff.diff(source_blob, target_blob), memory=BSDIFF_MEMORY)
+        return [(zstd.name, zstd.diff(source_blob, target_blob))]
+    job = Background(lambda: _bsdiffs(source_blob, target_blob, seconds), memory=BSDIFF_MEMORY)
     # zstd wins on small, text-heavy wheels; on large ones bsdiff4 wins and zstd -19 would only add time.
     candidates = []
     if len(source_blob) <= ZSTD_AUTO_LIMIT:
         candidates.append((zstd.name, zstd.diff(source_blob, target_blob)))
-    payload = job.result(seconds)
-    if payload is not None:
-        candidates.append((bsdiff.name, payload))
-    elif not candidates:  # bsdiff4 ran out of time (or failed): zstd is the fallback
+    candidates += job.result(seconds) or []
+    if not candidates:  # bsdiff4 ran out of time (or failed): zstd is the fallback
         candidates.append((zstd.name, zstd.diff(source_blob, target_blob)))
-    return min(candidates, key=lambda candidate: len(candidate[1]))
+    return candidates
+
+
+def _bsdiffs(source_blob: bytes, target_blob: bytes, seconds: float) -> list[tuple[str, bytes]]:
+    """bsdiff4's payload, and elf+bsdiff4's when the source blob holds ELF images that moved: its address
+    map comes from the first diff's matches, so the second diff is the only extra cost. That one is skipped
+    when the first took more than a third of the ``seconds`` both may take (it takes about as long)."""
+    started = time.monotonic()
+    raw = bsdiff4.core.diff(source_blob, target_blob)
+    found = [(Bsdiff.name, Bsdiff.encode(raw))]
+    if time.monotonic() - started > seconds / 3:
+        return found
+    elf = ElfBsdiff().diff_from(source_blob, target_blob, raw[0])
+    if elf is not None:
+        found.append((ElfBsdiff.name, elf))
+    return found
 
 
 def make_patch(
@@ -263,9 +292,10 @@ def make_patch(
     budget.declared(old)
     budget.declared(new)
     sources, contents, raws, target, report = describe(old, new, budget)
-    source_blob = blob.build(sources, contents)
+    source_blob = blob.build(sources, dict(enumerate(contents)))
     target_blob = target.blob(new.data)
-    best = _payload(differ, source_blob, target_blob, bsdiff_seconds)
+    candidates = _payload(differ, source_blob, target_blob, bsdiff_seconds)
+    best = min(candidates, key=lambda candidate: len(candidate[1]))
     header = PatchHeader(
         old=old.ref(),
         new=new.ref(),
@@ -278,12 +308,20 @@ def make_patch(
         payload_size=len(best[1]),
         payload_sha256=hashlib.sha256(best[1]).hexdigest(),
     )
-    rebuilt = rebuild(
-        header, best[1], source_blob, raws, contents, lambda ranges: [new.data[o : o + n] for o, n in ranges]
-    )
+    with ThreadPoolExecutor() as pool:
+        rebuilt = rebuild(
+            header,
+            best[1],
+            source_blob,
+            raws,
+            dict(enumerate(contents)),
+            pool,
+            lambda ranges: [new.data[o : o + n] for o, n in ranges],
+        )
     if rebuilt != new.data:
         raise ReconstructionFailed(f"internal error: the patch for {new.filename} does not rebuild it exactly")
     write_patch(out_path, header, best[1])
     report.differ = best[0]
+    report.payloads = {name: len(payload) for name, payload in candidates}
     report.patch_size = out_path.stat().st_size
     return report
