@@ -14,7 +14,7 @@ Scan = Callable[[bytearray, int, int, int, int, int, bytes, bytes], int]
 
 def _compiled() -> Scan | None:
     try:
-        from pipdelta.native._scan import rel32  # type: ignore[import-not-found,unused-ignore]
+        from pipdelta.native._scan import rel32
     except ImportError:
         return None
     found: Scan = rel32
