@@ -40,6 +40,7 @@ class SimpleIndex:
         self.break_once: set[str] = set()  # files whose next download stops halfway (the connection drops)
         self.errors: dict[str, int] = {}  # a project or file name -> the HTTP error status it is answered with
         self.downloads: Counter[str] = Counter()
+        self.ranges = 0  # byte ranges answered in multipart requests
         self.authorizations: list[str] = []
         self.lock = threading.Lock()
 
@@ -137,11 +138,16 @@ def serving(index: SimpleIndex) -> Iterator[str]:
                 self.send_error(404)
                 return
             body, start = found[1], 0
-            match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
-            if match and parts[0] == "files":
-                start = int(match.group(1))
+            spans = re.findall(r"(\d+)-(\d*)", self.headers.get("Range", ""))
+            if len(spans) > 1 and parts[0] == "files":  # several ranges: one multipart/byteranges answer
+                self._multipart(body, [(int(a), int(b)) for a, b in spans])
+                return
+            if spans and parts[0] == "files":
+                start = int(spans[0][0])
+                if spans[0][1]:
+                    body = body[: int(spans[0][1]) + 1]
                 self.send_response(206)
-                self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(found[1])}")
             else:
                 self.send_response(200)
             self.send_header("Content-Type", found[0])
@@ -153,6 +159,22 @@ def serving(index: SimpleIndex) -> Iterator[str]:
                 self.close_connection = True
                 return
             self.wfile.write(body[start:])
+
+        def _multipart(self, body: bytes, spans: list[tuple[int, int]]) -> None:
+            out = b"".join(
+                b"--pipdelta\r\nContent-Type: application/octet-stream\r\n"
+                + f"Content-Range: bytes {a}-{b}/{len(body)}\r\n\r\n".encode()
+                + body[a : b + 1]
+                + b"\r\n"
+                for a, b in spans
+            )
+            out += b"--pipdelta--\r\n"
+            index.ranges += len(spans)
+            self.send_response(206)
+            self.send_header("Content-Type", "multipart/byteranges; boundary=pipdelta")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
 
         def log_message(self, format: str, *args: object) -> None:
             pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -24,8 +25,10 @@ from httpclient import request
 from simpleindex import SimpleIndex, serving
 from venvs import isolated_env
 from wheelfactory import build_wheel
+from zlibng import zlibng_client
 
 from pipdelta.cli import main
+from pipdelta.client.cache import Cache
 from pipdelta.client.config import load
 from pipdelta.client.environment import Environment
 from pipdelta.client.http import Http
@@ -419,3 +422,22 @@ def test_poetry_with_the_local_index_as_its_primary_source_gets_the_rebuilt_whee
     installed(venv, wheels, "alpha", "1.1")
     assert rows["alpha"].method == "delta"
     assert upstream.downloads == {}
+
+
+def test_members_this_machine_cannot_remake_come_as_ranges_of_the_upstream_wheel(
+    wheels: Path, deltas: str, venv: Path, tmp_path: Path
+) -> None:
+    """A zlib-ng client (Fedora, Windows 3.14) rebuilding from a cached old wheel: the members its zlib cannot
+    re-create are byte ranges of the upstream file, counted in the report; pip gets the exact wheel."""
+    old = next(wheels.glob("alpha-1.0-*.whl"))
+    Cache(tmp_path / "pdcache").add(old.name, old.read_bytes(), hashlib.sha256(old.read_bytes()).hexdigest())
+    upstream = SimpleIndex(wheels, json_pages=True, metadata=True)
+    with serving(upstream) as url, zlibng_client():
+        os.environ["PIP_INDEX_URL"] = url
+        report = tmp_path / "report.json"
+        argv = ["upgrade", "alpha==1.1", "--delta-index", deltas, "--python", str(venv), "--json", str(report)]
+        assert main([*argv, "--prefer", "bytes"]) == 0
+    installed(venv, wheels, "alpha", "1.1")
+    alpha = json.loads(report.read_text())["packages"][0]
+    assert alpha["method"] == "delta" and alpha["source"] == "cached wheel", alpha
+    assert upstream.ranges > 0 and alpha["downloaded"] < alpha["full_size"] / 2

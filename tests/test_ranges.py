@@ -52,7 +52,14 @@ def test_a_lying_server_is_caught(mode: str) -> None:
 
 
 def test_a_file_of_another_size_is_caught() -> None:
-    with serving(RangeServer(DATA)) as url, pytest.raises(RangeError, match="not the 5"):
+    claimed = 10 * len(DATA)
+    with serving(RangeServer(DATA)) as url, pytest.raises(RangeError, match=f"not the {claimed:,}"):
+        RangeClient(url, size=claimed)(RANGES)
+
+
+def test_ranges_that_cost_more_than_the_wheel_are_not_fetched() -> None:
+    server = RangeServer(DATA)
+    with serving(server) as url, pytest.raises(RangesRefused, match="cost more than the wheel"):
         RangeClient(url, size=5)(RANGES)
 
 

@@ -74,7 +74,7 @@ class Http:
 
     def _stream(self, url: str, headers: Mapping[str, str] | None) -> urllib3.BaseHTTPResponse:
         """A ``GET`` whose body is not read yet (redirects followed)."""
-        response: urllib3.BaseHTTPResponse = self._pool(url).request(
+        response: urllib3.BaseHTTPResponse = self.pool(url).request(
             "GET",
             url,
             headers=self._headers(url, headers),
@@ -84,7 +84,8 @@ class Http:
         )
         return response
 
-    def _pool(self, url: str) -> urllib3.PoolManager:
+    def pool(self, url: str) -> urllib3.PoolManager:
+        """The connection pool for ``url``: direct, or through the proxy pip would use."""
         parsed = urllib3.util.parse_url(url)
         proxy = self._proxies.get(parsed.scheme or "")
         if not proxy or urllib.request.proxy_bypass(parsed.host or ""):
@@ -129,7 +130,7 @@ class Http:
         body = json.dumps(document).encode()
 
         def once() -> tuple[int, Any]:
-            response = self._pool(url).request(
+            response = self.pool(url).request(
                 "POST",
                 url,
                 body=body,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import urllib3
 from urllib3.exceptions import HTTPError as Urllib3Error
@@ -53,9 +53,16 @@ class RangeClient:
     """
 
     def __init__(
-        self, url: str, *, size: int | None = None, pool: urllib3.PoolManager | None = None, timeout: float = 15.0
+        self,
+        url: str,
+        *,
+        size: int | None = None,
+        pool: urllib3.PoolManager | None = None,
+        timeout: float = 15.0,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.url, self.size = url, size
+        self.headers = dict(headers or {})  # the index's credentials, when it has some
         self.pool = pool or urllib3.PoolManager(headers={"User-Agent": f"pipdelta/{__version__}"})
         self.timeout = urllib3.Timeout(connect=min(timeout, 5.0), read=timeout)
         self.multipart = True
@@ -65,6 +72,8 @@ class RangeClient:
     def __call__(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
         """The bytes of each ``(offset, length)`` of the file, in the order asked."""
         merged = coalesce(ranges)
+        if self.size is not None and not worth_it(merged, self.size):
+            raise RangesRefused(f"the ranges of {self.url} would cost more than the wheel: download it in full")
         got: dict[int, bytes] = {}
         pending = merged
         while pending:
@@ -88,7 +97,12 @@ class RangeClient:
         limit = wire.ranges_cost(batch) + 4096
         try:
             response = self.pool.request(
-                "GET", self.url, headers={"Range": header}, preload_content=False, timeout=self.timeout, retries=2
+                "GET",
+                self.url,
+                headers={**self.headers, "Range": header},
+                preload_content=False,
+                timeout=self.timeout,
+                retries=2,
             )
             body = b""
             try:

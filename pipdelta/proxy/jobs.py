@@ -18,12 +18,14 @@ from pipdelta.apply.sources import OldContent, WheelSource
 from pipdelta.client.cache import Cache
 from pipdelta.client.deltaindex import DeltaIndex, Goal
 from pipdelta.client.http import Http
+from pipdelta.client.ranges import RangeClient
 from pipdelta.client.report import CHAIN, DELTA, Outcome
 from pipdelta.errors import PipdeltaError
 from pipdelta.format.patchfile import Target as Wanted
 from pipdelta.index.model import DeltaEntry
 from pipdelta.proxy.finders import OldVersions, best_start, open_source
 from pipdelta.proxy.timing import Meter
+from pipdelta.proxy.upstreams import Upstream
 
 NO_HASH = "the index publishes no sha256 to verify a rebuilt wheel against"
 
@@ -60,6 +62,7 @@ class Context:
     finders: Sequence[OldVersions]
     cache: Cache
     meter: Meter
+    upstreams: Sequence[Upstream]  # for the byte ranges of a wheel this machine cannot fully re-create
     plan_only: bool = False  # ``--dry-run``: decide and check the source, download no patch
 
 
@@ -124,7 +127,14 @@ class Job:
             outcome.fall_back("a full download is faster on this link", self.fetched)
             return
         began = time.perf_counter()
-        self.path = _rebuild(target, found.patches, data, source, context.cache)
+        upstream = context.upstreams[target.index]
+        ranges = RangeClient(
+            target.url, size=full or None, pool=context.http.pool(target.url), headers=upstream.headers(target.url)
+        )
+        try:
+            self.path = _rebuild(target, found.patches, data, source, context.cache, ranges)
+        finally:
+            self.fetched += ranges.received
         context.meter.rebuilt(full, time.perf_counter() - began)
         outcome.downloaded = self.fetched
 
@@ -148,12 +158,18 @@ class Job:
 
 
 def _rebuild(
-    target: Target, patches: Sequence[DeltaEntry], data: Sequence[bytes], source: OldContent, cache: Cache
+    target: Target,
+    patches: Sequence[DeltaEntry],
+    data: Sequence[bytes],
+    source: OldContent,
+    cache: Cache,
+    ranges: RangeClient,
 ) -> Path:
     """Apply the patches in order; only a wheel with the upstream page's sha256 reaches the cache.
 
     Each step must build exactly the wheel the index names for it, under a name pipdelta gives it: the steps
-    of a chain stay in a private folder, and each is the checked source of the next.
+    of a chain stay in a private folder, and each is the checked source of the next. Members of the target
+    this machine cannot re-create come as byte ranges of the upstream file (``ranges``).
     """
     assert target.sha256 is not None
     final = Wanted(target.filename, target.sha256, target.size)
@@ -164,7 +180,7 @@ def _rebuild(
                 wanted = final if last else Wanted(patch.new.filename, patch.new.sha256, patch.new.size)
                 folder = Path(tmp, f"step{step}")  # apply_patch names the file: the wanted name, once checked
                 folder.mkdir()
-                path = apply_patch(blob, source, folder, target=wanted)
+                path = apply_patch(blob, source, folder, target=wanted, fetch=ranges if last else None)
                 source = WheelSource(path)
             return cache.add(target.filename, path.read_bytes(), target.sha256)
     except PipdeltaError as exc:

@@ -95,7 +95,8 @@ def local_index(
     http = Http(timeout=settings.timeout, retries=settings.retries)
     # By default a wheel waits for its rebuild as long as a query and a patch download may take, retries included.
     meter = Meter(settings.prefer, wait=settings.deadline or 2 * http.patience() + 1)
-    context = Context(DeltaIndex(settings.index_url, http), http, finders(environment, cache), cache, meter, plan_only)
+    delta_index = DeltaIndex(settings.index_url, http)
+    context = Context(delta_index, http, finders(environment, cache), cache, meter, upstreams, plan_only)
     rebuilds = Rebuilds(context, settings.jobs)
     ledger = Ledger()
     secret = _secret(settings.cache_dir)
