@@ -27,6 +27,7 @@ from venvs import isolated_env
 from wheelfactory import build_wheel
 from zlibng import zlibng_client
 
+from pipdelta.apply import speed
 from pipdelta.cli import main
 from pipdelta.client.cache import Cache
 from pipdelta.client.config import load
@@ -341,14 +342,15 @@ def measured(pause: float) -> Meter:
     return meter
 
 
-def test_the_meter_takes_patches_on_a_slow_link_and_full_wheels_on_a_fast_one() -> None:
+def test_the_meter_takes_patches_on_a_slow_link_and_full_wheels_on_a_fast_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(speed, "_measured", {("bsdiff4", False): 8.0})  # rebuilds measured at 8 MB/s
     slow, fast = measured(0.02), measured(0.0)  # about 1.5 MB/s; loopback at full speed
     assert slow.link is not None and fast.link is not None and slow.link < 2e6 < fast.link
-    full, patch = 4_000_000, 200_000  # a 4 MB wheel rebuilt at the 8 MB/s assumed before any rebuild
+    full, patch = 4_000_000, 200_000
     assert slow.pays(patch, full) and not fast.pays(patch, full)
     assert Meter(BYTES).pays(patch, full) and Meter().pays(patch, full)  # unmeasured: patches
     assert slow.deadline(full) == pytest.approx(2 * full / slow.link) and fast.deadline(full) == 1.0
-    fast.rebuilt(full, 0.001)  # this machine rebuilds at 4 GB/s: now a patch pays on loopback too
+    speed.record("bsdiff4", False, full, 0.0001)  # this machine rebuilt at 40 GB/s: now a patch pays on loopback
     assert fast.pays(patch, full)
 
 

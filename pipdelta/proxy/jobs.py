@@ -123,10 +123,9 @@ class Job:
         if context.plan_only:
             return
         data = self._fetch(context, found.patches)
-        if not context.meter.pays(0, full):  # the patches measured a link faster than a rebuild: stream instead
+        if not context.meter.pays(0, full, installed=not source.has_raw):  # a link faster than a rebuild: stream
             outcome.fall_back("a full download is faster on this link", self.fetched)
             return
-        began = time.perf_counter()
         upstream = context.upstreams[target.index]
         ranges = RangeClient(
             target.url, size=full or None, pool=context.http.pool(target.url), headers=upstream.headers(target.url)
@@ -135,7 +134,6 @@ class Job:
             self.path = _rebuild(target, found.patches, data, source, context.cache, ranges)
         finally:
             self.fetched += ranges.received
-        context.meter.rebuilt(full, time.perf_counter() - began)
         outcome.downloaded = self.fetched
 
     def _fetch(self, context: Context, patches: Sequence[DeltaEntry]) -> list[bytes]:

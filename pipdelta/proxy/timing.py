@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import threading
 
+from pipdelta.apply import speed
+
 BYTES, TIME = "bytes", "time"
 _SAMPLE_MIN = 256 << 10  # shorter transfers measure latency, not the link
-_APPLY_GUESS = 8e6  # bytes of rebuilt wheel per second before the first rebuild is measured (2-core laptop)
-_WEIGHT = 0.3  # of the newest sample in the running averages
+_WEIGHT = 0.3  # of the newest sample in the running average
+# A patch's differ is known only once it is here: the slower one, bsdiff4 (native code), decides beforehand.
+_DIFFER = "bsdiff4"
 
 
 class Meter:
-    """Running averages of download and rebuild speed, shared by every request of one local index."""
+    """A running average of the link's speed, shared by every request of one local index, weighed against this
+    machine's apply speed (:mod:`pipdelta.apply.speed`: measured by its last rebuilds, else estimated)."""
 
     def __init__(self, prefer: str = TIME, *, wait: float = 15.0) -> None:
         self.prefer = prefer
         self.wait = wait  # the longest a wheel request waits for a rebuild before streaming upstream's file
         self.link: float | None = None  # bytes/s
-        self.apply = _APPLY_GUESS
         self._lock = threading.Lock()
 
     def downloaded(self, size: int, seconds: float) -> None:
@@ -26,16 +29,13 @@ class Meter:
                 speed = size / seconds
                 self.link = speed if self.link is None else (1 - _WEIGHT) * self.link + _WEIGHT * speed
 
-    def rebuilt(self, size: int, seconds: float) -> None:
-        if size >= _SAMPLE_MIN and seconds > 0:
-            with self._lock:
-                self.apply = (1 - _WEIGHT) * self.apply + _WEIGHT * size / seconds
-
-    def pays(self, patch_bytes: int, full_size: int) -> bool:
-        """Whether fetching ``patch_bytes`` and rebuilding beats downloading ``full_size`` (always, for bytes)."""
+    def pays(self, patch_bytes: int, full_size: int, *, installed: bool = False) -> bool:
+        """Whether fetching ``patch_bytes`` and rebuilding (from installed files, ``installed``) beats downloading
+        ``full_size`` (always, for bytes)."""
         if self.prefer == BYTES or self.link is None:
             return True
-        return patch_bytes / self.link + full_size / self.apply < full_size / self.link
+        rebuild = full_size / (speed.speed(_DIFFER, installed=installed) * 1e6)
+        return patch_bytes / self.link + rebuild < full_size / self.link
 
     def deadline(self, full_size: int | None) -> float:
         """Seconds a wheel request waits for its rebuild: at most ``wait``, less where the link is fast."""
