@@ -12,6 +12,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -145,29 +146,23 @@ class Environment:
 
     def prefix(self) -> tuple[Path, bool]:
         """This environment's folder (``sys.prefix``, symlinks resolved) and whether it is a virtual environment."""
+        prefix, is_venv = self._probe(_PREFIX_PROBE, "ask {} where it is", timeout=60)
+        return Path(os.path.realpath(prefix)), bool(is_venv)
+
+    def _probe(self, code: str, what: str, *, timeout: float) -> Any:
+        """What ``code`` run in this interpreter prints, as JSON; PipFailed saying it could not ``what``."""
         try:
-            result = subprocess.run(
-                [self.python, "-c", _PREFIX_PROBE], capture_output=True, text=True, timeout=60, check=False
-            )
+            result = subprocess.run([self.python, "-c", code], capture_output=True, text=True, timeout=timeout)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise PipFailed(f"cannot run {self.python}: {exc}") from None
         if result.returncode != 0:
-            raise PipFailed(f"cannot ask {self.python} where it is: {result.stderr.strip()[-300:]}")
-        prefix, is_venv = json.loads(result.stdout)
-        return Path(os.path.realpath(prefix)), bool(is_venv)
+            raise PipFailed(f"cannot {what.format(self.python)}: {result.stderr.strip()[-300:]}")
+        return json.loads(result.stdout)
 
     def installed(self) -> dict[NormalizedName, Installed]:
         """Every distribution with a RECORD in this environment, by normalized name."""
-        try:
-            result = subprocess.run(
-                [self.python, "-c", _PROBE], capture_output=True, text=True, timeout=120, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise PipFailed(f"cannot run {self.python}: {exc}") from None
-        if result.returncode != 0:
-            raise PipFailed(f"cannot list the distributions of {self.python}: {result.stderr.strip()[-300:]}")
         out: dict[NormalizedName, Installed] = {}
-        for row in json.loads(result.stdout):
+        for row in self._probe(_PROBE, "list the distributions of {}", timeout=120):
             try:
                 version = Version(row["version"])
             except InvalidVersion:
