@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
-from contextlib import nullcontext
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from packaging.utils import NormalizedName, canonicalize_name
@@ -30,15 +31,19 @@ def run(
 ) -> Report:
     """Do what ``pip install`` would for ``request``, its wheels served by the local index; one row per install.
 
-    The environment stays locked for the pip run (a dry run changes nothing and takes no lock), so two
-    runs never interleave on it.
+    The environment stays locked from before it is listed to the end of the pip run (a dry run changes
+    nothing and takes no lock), so two runs never interleave on it.
     """
     began = time.perf_counter()
-    configured, options = indexes.with_options(indexes.from_pip(environment), request.options)
-    request = replace(request, options=tuple(options))
-    upstreams = [Upstream.parse(url) for url in configured.upstream]
-    with nullcontext() if dry_run else locks.environment(environment, settings.cache_dir):
+    with contextlib.ExitStack() as stack:
+        # pip starts up to tell its index configuration while the environment is locked and listed
+        pip_config = stack.enter_context(ThreadPoolExecutor(max_workers=1)).submit(indexes.from_pip, environment)
+        if not dry_run:
+            stack.enter_context(locks.environment(environment, settings.cache_dir))
         before = environment.installed()
+        configured, options = indexes.with_options(pip_config.result(), request.options)
+        request = replace(request, options=tuple(options))
+        upstreams = [Upstream.parse(url) for url in configured.upstream]
         with local_index(upstreams, settings, environment, plan_only=dry_run) as local:
             env = indexes.installer_environment(local.urls, configured.local)
             pip_began = time.perf_counter()
