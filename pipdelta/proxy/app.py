@@ -154,7 +154,6 @@ class ProxyApp:
         job = self.rebuilds.start(target) if _is_wheel(filename) and target.sha256 else None
         if job is not None:
             finished = job.done.wait(self.meter.deadline(target.size))
-            job.served = True
             if job.path is not None:
                 self.ledger.record(filename, job.outcome)
                 return _serve(job.path)

@@ -74,7 +74,6 @@ class Job:
         self.outcome = Outcome(target.name, None, str(target.version), full_size=target.size)
         self.path: Path | None = None
         self.fetched = 0
-        self.served = False
         self.failed = False  # something went wrong (not merely "no patch here"): worth a warning
         self.done = threading.Event()
 
@@ -224,11 +223,6 @@ class Rebuilds:
     def get(self, url: str) -> Job | None:
         with self._ready:
             return self._jobs.get(url)
-
-    def unused(self) -> int:
-        """Patch bytes fetched for wheels no installer asked for (guesses that missed)."""
-        with self._ready:
-            return sum(job.fetched for job in self._jobs.values() if not job.served)
 
     def close(self) -> None:
         """Start no more jobs (those running finish in their daemon threads)."""
