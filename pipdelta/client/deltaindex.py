@@ -19,6 +19,11 @@ from packaging.version import Version
 from pipdelta.client import batches
 from pipdelta.client.batches import Item
 from pipdelta.client.http import MAX_JSON, FetchError, Http
+from pipdelta.client.ranges import PER_REQUEST
+from pipdelta.engines import fingerprint
+from pipdelta.engines.recipes import Recipe
+from pipdelta.errors import PatchFormatError
+from pipdelta.format import wire
 from pipdelta.format.patchfile import VERSION
 from pipdelta.index import files, query
 from pipdelta.index.decide import decide
@@ -84,10 +89,16 @@ class Offer:
     patches: tuple[DeltaEntry, ...] = ()
     full_size: int | None = None
     reason: str = ""
+    ranges: int = 0  # bytes on the wire, by estimate, for the target's members this machine cannot re-create
 
     @property
     def bytes(self) -> int:
         return sum(p.size for p in self.patches)
+
+    @property
+    def wire(self) -> int:
+        """What taking the offer puts on the wire: the patches and the ranges of the new wheel after them."""
+        return self.bytes + self.ranges
 
 
 class DeltaIndex:
@@ -203,7 +214,16 @@ class DeltaIndex:
         if target is None:
             return Offer(reason="the delta index does not have the wheel pip chose")
         readable = [d for d in project.deltas if d.format == VERSION]  # an index half rebuilt by a newer builder
-        path = cheapest_path(readable, start.key, goal.sha256, target.size)
+        installed = start.filename is None
+        weighed = cheapest_path(
+            readable,
+            start.key,
+            goal.sha256,
+            target.size,
+            extra=lambda d, first: ranges(d, installed=first and installed),
+        )
+        # none here: the cheapest by patch bytes alone, which ``_checked`` refuses saying why
+        path = weighed or cheapest_path(readable, start.key, goal.sha256, target.size)
         if path is None:
             return Offer(full_size=target.size, reason="no patch path is smaller than the wheel")
         return Offer(tuple(replace(d, url=urljoin(url, d.url)) for d in path), target.size)
@@ -297,8 +317,41 @@ def _checked(offer: Offer, start: Start, goal: Goal) -> Offer:
     elif any(a.new.sha256 != b.old.sha256 for a, b in itertools.pairwise(patches)):
         problem = "a broken chain"
     if problem is None:
-        return offer
+        return _weighed(offer, installed=start.filename is None)
     return Offer(full_size=offer.full_size, reason=f"the delta index offered {problem}")
+
+
+def _weighed(offer: Offer, *, installed: bool) -> Offer:
+    """``offer`` with the ranges this machine would fetch after it; none when the full wheel costs less."""
+    steps = [ranges(p, installed=installed and k == 0) for k, p in enumerate(offer.patches)]
+    if any(steps[:-1]):
+        why = "a step before the last needs members this machine's deflate engines cannot re-create"
+        return Offer(full_size=offer.full_size, reason=why)
+    weighed = replace(offer, ranges=steps[-1])
+    if offer.full_size is not None and weighed.wire >= offer.full_size:
+        why = (
+            f"the patch and the {weighed.ranges:,} bytes of members this machine's deflate engines cannot "
+            "re-create cost more than the wheel"
+        )
+        return Offer(full_size=offer.full_size, reason=why)
+    return weighed
+
+
+def ranges(delta: DeltaEntry, *, installed: bool) -> int:
+    """Bytes on the wire for the members of ``delta``'s target this machine cannot re-create (``installed``: from
+    installed files, not the old wheel): an upper bound from the figures the index publishes, else 0."""
+    if delta.members is None:
+        return 0
+    size, parts = delta.members.missing(_exact, installed=installed)
+    return wire.parts_cost(size, parts, -(-parts // PER_REQUEST)) if parts else 0
+
+
+def _exact(recipe: str) -> bool:
+    """Whether this machine re-creates ``recipe`` byte for byte (the fingerprint self-test)."""
+    try:
+        return fingerprint.reproduces(Recipe.parse(recipe))
+    except PatchFormatError:  # a recipe of a newer pipdelta: not here
+        return False
 
 
 def _mapping(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:

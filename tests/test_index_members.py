@@ -1,0 +1,187 @@
+"""The index publishes each patch's member bytes by recipe; a client weighs patch + ranges before it downloads."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import module_text
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+from rangeserver import RangeServer
+from rangeserver import serving as serving_ranges
+from wheelfactory import build_wheel
+from zlibng import zlibng_client
+
+from pipdelta import WheelSource, apply_patch
+from pipdelta.client.deltaindex import DeltaIndex, Goal, Offer, Start
+from pipdelta.client.http import Http
+from pipdelta.client.ranges import RangeClient
+from pipdelta.demo.mirror import Served
+from pipdelta.format.patchfile import read_patch
+from pipdelta.index.builder import build_index
+from pipdelta.index.members import OLD_WHEEL, Members
+from pipdelta.index.model import DeltaEntry
+from pipdelta.server.app import IndexApp
+from pipdelta.server.catalog import StaticCatalog
+from pipdelta.server.logs import JsonLog
+from pipdelta.server.run import running
+from pipdelta.server.stats import Stats
+
+NAME = canonicalize_name("heavy")
+# Large enough for zlib-ng's output to differ from classic zlib's; one module of twelve changes.
+OLD = {f"heavy/mod{i}.py": module_text(i, 1500) for i in range(12)}
+NEW = {**OLD, "heavy/mod3.py": module_text(103, 1500)}
+INSTALLED = Start(NAME, Version("1.0"), ("py3-none-any",))
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("wheels")
+    return build_wheel(folder, "heavy", "1.0", OLD), build_wheel(folder, "heavy", "1.1", NEW)
+
+
+@pytest.fixture(scope="module")
+def index(wheels: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("deltas")
+    build_index(wheels[0].parent, out)
+    return out
+
+
+@pytest.fixture
+def served(index: Path, tmp_path: Path) -> Iterator[Path]:
+    """A copy of the index folder, served as static files (no query): yields the copy to edit."""
+    copy = tmp_path / "deltas"
+    shutil.copytree(index, copy)
+    with Served(copy) as server:
+        copy.joinpath(".url").write_text(server.url)
+        yield copy
+
+
+def cached(old: Path) -> Start:
+    return Start(NAME, Version("1.0"), (), filename=old.name)
+
+
+def goal(new: Path) -> Goal:
+    return Goal(Version("1.1"), hashlib.sha256(new.read_bytes()).hexdigest())
+
+
+def offer(url: str, start: Start, new: Path) -> Offer:
+    return DeltaIndex(url, Http()).offers({NAME: start}, {NAME: goal(new)})[NAME]
+
+
+def published(index: Path) -> DeltaEntry:
+    document = json.loads((index / NAME / "deltas.json").read_text())
+    (entry,) = document["deltas"]
+    return DeltaEntry.from_json(entry)
+
+
+def test_the_builder_publishes_what_each_recipe_remakes_as_the_patch_header_says(index: Path) -> None:
+    delta = published(index)
+    header, _ = read_patch((index / NAME / delta.url).read_bytes())
+    assert delta.members == Members.of(header)
+    assert delta.members is not None
+    (remade,) = delta.members.remade  # the changed module, METADATA and RECORD
+    assert remade[0] == "zlib:6:8:0" and remade[2] == 3
+    copied = {key: length for key, length, _ in delta.members.copied}
+    assert copied.keys() == {"zlib:6:8:0"} and OLD_WHEEL not in copied
+    assert remade[1] + copied["zlib:6:8:0"] < delta.new.size < 2 * (remade[1] + copied["zlib:6:8:0"])
+
+
+def test_a_rebuild_fills_the_figures_of_patches_an_older_builder_published(
+    wheels: tuple[Path, Path], index: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "deltas"
+    shutil.copytree(index, copy)
+    project = copy / NAME / "deltas.json"
+    document = json.loads(project.read_text())
+    del document["deltas"][0]["members"]
+    project.write_text(json.dumps(document))
+    summary = build_index(wheels[0].parent, copy)
+    assert (summary.reused, summary.made) == (1, 0)
+    assert project.read_bytes() == (index / NAME / "deltas.json").read_bytes()
+
+
+@pytest.mark.parametrize("query", [True, False], ids=["pipdelta serve", "static"])
+def test_a_zlibng_client_takes_the_full_wheel_when_patch_and_ranges_cost_more(
+    wheels: tuple[Path, Path], served: Path, query: bool
+) -> None:
+    """From installed files every copied member is a range here: the wheel is cheaper, and no patch is fetched."""
+    old, new = wheels
+    stats = Stats()
+    with running(IndexApp(StaticCatalog(served), log=JsonLog(io.StringIO()), stats=stats)) as server:
+        url = server if query else served.joinpath(".url").read_text()
+        with zlibng_client():
+            full = offer(url, INSTALLED, new)
+            patch = offer(url, cached(old), new)
+        classic = offer(url, INSTALLED, new)
+    assert full.patches == () and full.full_size == new.stat().st_size
+    assert "cost more than the wheel" in full.reason
+    assert len(patch.patches) == 1 and patch.ranges > 0 and patch.wire < new.stat().st_size
+    assert len(classic.patches) == 1 and classic.ranges == 0 and classic.wire == classic.bytes
+    assert stats.snapshot()["patches_served"] == 0
+
+
+def test_the_estimate_bounds_the_ranges_a_zlibng_client_then_fetches(wheels: tuple[Path, Path], served: Path) -> None:
+    old, new = wheels
+    with zlibng_client():
+        weighed = offer(served.joinpath(".url").read_text(), cached(old), new)
+        server = RangeServer(new.read_bytes())
+        with serving_ranges(server) as url:
+            fetch = RangeClient(url, size=new.stat().st_size)
+            patch = served / NAME / "patches" / weighed.patches[0].url.rsplit("/", 1)[-1]
+            rebuilt = apply_patch(patch.read_bytes(), WheelSource(old), served / "out.whl", fetch=fetch)
+    assert rebuilt.read_bytes() == new.read_bytes()
+    assert 0 < fetch.received <= weighed.ranges < weighed.wire < new.stat().st_size
+
+
+HOSTILE: list[Any] = [
+    "zlib:6:8:0",
+    [],
+    {"remade": []},
+    {"remade": {"zlib:6:8:0": [-1, 0]}},
+    {"remade": {"zlib:6:8:0": [10, 11]}},  # more members than bytes
+    {"remade": {"zlib:6:8:0": [True, 1]}},
+    {"remade": {"zlib:6:8:0": [1.5, 1]}},
+    {"remade": {"zlib:6:8:0": ["1", 1]}},
+    {"remade": {"zlib:6:8:0": [1, 1, 1]}},
+    {"remade": {"zlib:6:8:0": [10**400, 1]}},  # past any wheel
+    {"remade": {f"zlib:{i}:8:0": [1, 1] for i in range(65)}},  # more names than recipes
+    {"remade": {"x" * 129: [1, 1]}},
+    {"remade": {"": [1, 1]}},
+    {"copied": {"zlib:6:8:0": [1 << 40, 1]}},
+    {"fetched": [90000, 1000]},  # 1,000 members do not fit the wheel with their headers
+    {"fetched": None},
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))
+def test_unsound_figures_are_ignored_as_an_old_client_ignores_them(
+    wheels: tuple[Path, Path], served: Path, value: Any
+) -> None:
+    project = served / NAME / "deltas.json"
+    document = json.loads(project.read_text())
+    document["deltas"][0]["members"] = value
+    project.write_text(json.dumps(document))
+    with zlibng_client():
+        taken = offer(served.joinpath(".url").read_text(), INSTALLED, wheels[1])
+    assert len(taken.patches) == 1 and taken.patches[0].members is None and taken.ranges == 0
+
+
+def test_recipes_of_a_newer_pipdelta_count_as_ranges_and_unknown_groups_are_left_alone(
+    wheels: tuple[Path, Path],
+) -> None:
+    size = wheels[1].stat().st_size
+    members = Members.from_json({"remade": {"zstd:3": [1000, 2]}, "later": {"x": 1}}, size)
+    assert members is not None
+    assert members.missing(lambda recipe: recipe.startswith("zlib"), installed=False) == (1000, 2)
+    both = Members.from_json({"remade": {"zlib:6:8:0+zlib:9:8:0": [500, 1]}}, size)
+    assert both is not None
+    assert both.missing(lambda recipe: recipe == "zlib:6:8:0", installed=True) == (500, 1)
+    assert both.missing(lambda recipe: True, installed=True) == (0, 0)
