@@ -35,20 +35,23 @@ from pipdelta.server.run import running
 from pipdelta.server.stats import Stats
 
 NAME = canonicalize_name("heavy")
-# Large enough for zlib-ng's output to differ from classic zlib's; one module of twelve changes.
+# Large enough for zlib-ng's output to differ from classic zlib's. 1.1 changes one module of twelve; 1.2 changes
+# a line in each: a small patch, but every member is deflated anew.
 OLD = {f"heavy/mod{i}.py": module_text(i, 1500) for i in range(12)}
 NEW = {**OLD, "heavy/mod3.py": module_text(103, 1500)}
+TOUCHED = {name: text.replace(b"def function_7(", b"def function_7b(", 1) for name, text in NEW.items()}
 INSTALLED = Start(NAME, Version("1.0"), ("py3-none-any",))
 
 
 @pytest.fixture(scope="module")
-def wheels(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     folder = tmp_path_factory.mktemp("wheels")
-    return build_wheel(folder, "heavy", "1.0", OLD), build_wheel(folder, "heavy", "1.1", NEW)
+    made = [build_wheel(folder, "heavy", f"1.{n}", files) for n, files in enumerate((OLD, NEW, TOUCHED))]
+    return made[0], made[1], made[2]
 
 
 @pytest.fixture(scope="module")
-def index(wheels: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+def index(wheels: tuple[Path, Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("deltas")
     build_index(wheels[0].parent, out)
     return out
@@ -69,7 +72,7 @@ def cached(old: Path) -> Start:
 
 
 def goal(new: Path) -> Goal:
-    return Goal(Version("1.1"), hashlib.sha256(new.read_bytes()).hexdigest())
+    return Goal(Version(new.name.split("-")[1]), hashlib.sha256(new.read_bytes()).hexdigest())
 
 
 def offer(url: str, start: Start, new: Path) -> Offer:
@@ -77,9 +80,11 @@ def offer(url: str, start: Start, new: Path) -> Offer:
 
 
 def published(index: Path) -> DeltaEntry:
+    """The delta from 1.0 to 1.1."""
     document = json.loads((index / NAME / "deltas.json").read_text())
-    (entry,) = document["deltas"]
-    return DeltaEntry.from_json(entry)
+    return next(
+        DeltaEntry.from_json(d) for d in document["deltas"] if d["url"].endswith("1.0-py3-none-any--1.1.pdelta")
+    )
 
 
 def test_the_builder_publishes_what_each_recipe_remakes_as_the_patch_header_says(index: Path) -> None:
@@ -95,41 +100,56 @@ def test_the_builder_publishes_what_each_recipe_remakes_as_the_patch_header_says
 
 
 def test_a_rebuild_fills_the_figures_of_patches_an_older_builder_published(
-    wheels: tuple[Path, Path], index: Path, tmp_path: Path
+    wheels: tuple[Path, Path, Path], index: Path, tmp_path: Path
 ) -> None:
     copy = tmp_path / "deltas"
     shutil.copytree(index, copy)
     project = copy / NAME / "deltas.json"
     document = json.loads(project.read_text())
-    del document["deltas"][0]["members"]
+    for delta in document["deltas"]:
+        del delta["members"]
     project.write_text(json.dumps(document))
     summary = build_index(wheels[0].parent, copy)
-    assert (summary.reused, summary.made) == (1, 0)
+    assert (summary.reused, summary.made) == (3, 0)
     assert project.read_bytes() == (index / NAME / "deltas.json").read_bytes()
 
 
 @pytest.mark.parametrize("query", [True, False], ids=["pipdelta serve", "static"])
+@pytest.mark.parametrize("start", ["installed", "cached"])
 def test_a_zlibng_client_takes_the_full_wheel_when_patch_and_ranges_cost_more(
-    wheels: tuple[Path, Path], served: Path, query: bool
+    wheels: tuple[Path, Path, Path], served: Path, query: bool, start: str
 ) -> None:
-    """From installed files every copied member is a range here: the wheel is cheaper, and no patch is fetched."""
-    old, new = wheels
+    """To 1.2 every member is a range here: the wheel is cheaper, and no patch is fetched. To 1.1, the patch."""
+    old, new, touched = wheels
+    begin = INSTALLED if start == "installed" else cached(old)
     stats = Stats()
     with running(IndexApp(StaticCatalog(served), log=JsonLog(io.StringIO()), stats=stats)) as server:
         url = server if query else served.joinpath(".url").read_text()
         with zlibng_client():
-            full = offer(url, INSTALLED, new)
-            patch = offer(url, cached(old), new)
-        classic = offer(url, INSTALLED, new)
-    assert full.patches == () and full.full_size == new.stat().st_size
+            full, patch = offer(url, begin, touched), offer(url, begin, new)
+            wire = patch.wire() or 0
+        classic = offer(url, begin, touched)
+    assert full.patches == () and full.full_size == touched.stat().st_size
     assert "cost more than the wheel" in full.reason
-    assert len(patch.patches) == 1 and patch.ranges > 0 and patch.wire < new.stat().st_size
-    assert len(classic.patches) == 1 and classic.ranges == 0 and classic.wire == classic.bytes
+    assert len(patch.patches) == 1 and patch.bytes < wire < new.stat().st_size
+    assert len(classic.patches) == 1 and classic.wire() == classic.bytes < touched.stat().st_size / 10
     assert stats.snapshot()["patches_served"] == 0
 
 
-def test_the_estimate_bounds_the_ranges_a_zlibng_client_then_fetches(wheels: tuple[Path, Path], served: Path) -> None:
-    old, new = wheels
+def test_from_installed_files_copied_members_count_too(wheels: tuple[Path, Path, Path], served: Path) -> None:
+    url, new = served.joinpath(".url").read_text(), wheels[1]
+    with zlibng_client():
+        zlibng = offer(url, INSTALLED, new)
+        wires = zlibng.wire(installed=True) or 0, zlibng.wire() or 0
+    classic = offer(url, INSTALLED, new)
+    assert wires[0] > new.stat().st_size > wires[1]
+    assert classic.wire(installed=True) == classic.wire() == classic.bytes
+
+
+def test_the_estimate_bounds_the_ranges_a_zlibng_client_then_fetches(
+    wheels: tuple[Path, Path, Path], served: Path
+) -> None:
+    old, new, _ = wheels
     with zlibng_client():
         weighed = offer(served.joinpath(".url").read_text(), cached(old), new)
         server = RangeServer(new.read_bytes())
@@ -137,8 +157,9 @@ def test_the_estimate_bounds_the_ranges_a_zlibng_client_then_fetches(wheels: tup
             fetch = RangeClient(url, size=new.stat().st_size)
             patch = served / NAME / "patches" / weighed.patches[0].url.rsplit("/", 1)[-1]
             rebuilt = apply_patch(patch.read_bytes(), WheelSource(old), served / "out.whl", fetch=fetch)
+        ranges = (weighed.wire() or 0) - weighed.bytes
     assert rebuilt.read_bytes() == new.read_bytes()
-    assert 0 < fetch.received <= weighed.ranges < weighed.wire < new.stat().st_size
+    assert 0 < fetch.received <= ranges < new.stat().st_size - weighed.bytes
 
 
 HOSTILE: list[Any] = [
@@ -163,19 +184,20 @@ HOSTILE: list[Any] = [
 
 @pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))
 def test_unsound_figures_are_ignored_as_an_old_client_ignores_them(
-    wheels: tuple[Path, Path], served: Path, value: Any
+    wheels: tuple[Path, Path, Path], served: Path, value: Any
 ) -> None:
     project = served / NAME / "deltas.json"
     document = json.loads(project.read_text())
-    document["deltas"][0]["members"] = value
+    for delta in document["deltas"]:
+        delta["members"] = value
     project.write_text(json.dumps(document))
     with zlibng_client():
-        taken = offer(served.joinpath(".url").read_text(), INSTALLED, wheels[1])
-    assert len(taken.patches) == 1 and taken.patches[0].members is None and taken.ranges == 0
+        taken = offer(served.joinpath(".url").read_text(), INSTALLED, wheels[2])
+    assert len(taken.patches) == 1 and taken.patches[0].members is None and taken.wire() == taken.bytes
 
 
 def test_recipes_of_a_newer_pipdelta_count_as_ranges_and_unknown_groups_are_left_alone(
-    wheels: tuple[Path, Path],
+    wheels: tuple[Path, Path, Path],
 ) -> None:
     size = wheels[1].stat().st_size
     members = Members.from_json({"remade": {"zstd:3": [1000, 2]}, "later": {"x": 1}}, size)

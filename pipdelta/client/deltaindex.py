@@ -89,16 +89,20 @@ class Offer:
     patches: tuple[DeltaEntry, ...] = ()
     full_size: int | None = None
     reason: str = ""
-    ranges: int = 0  # bytes on the wire, by estimate, for the target's members this machine cannot re-create
 
     @property
     def bytes(self) -> int:
         return sum(p.size for p in self.patches)
 
-    @property
-    def wire(self) -> int:
-        """What taking the offer puts on the wire: the patches and the ranges of the new wheel after them."""
-        return self.bytes + self.ranges
+    def wire(self, *, installed: bool = False) -> int | None:
+        """Bytes on the wire to take this offer: the patches, and the ranges of the new wheel that this machine's
+        engines cannot re-create after them (an upper bound from the figures the index publishes), rebuilding
+        from the old wheel (``installed``: from installed files, where copied members need engines too).
+        None when it cannot be taken so: a step before the last would need ranges (only the target has a URL)."""
+        steps = [ranges(p, installed=installed and k == 0) for k, p in enumerate(self.patches)]
+        if any(steps[:-1]):
+            return None
+        return self.bytes + sum(steps)
 
 
 class DeltaIndex:
@@ -214,14 +218,7 @@ class DeltaIndex:
         if target is None:
             return Offer(reason="the delta index does not have the wheel pip chose")
         readable = [d for d in project.deltas if d.format == VERSION]  # an index half rebuilt by a newer builder
-        installed = start.filename is None
-        weighed = cheapest_path(
-            readable,
-            start.key,
-            goal.sha256,
-            target.size,
-            extra=lambda d, first: ranges(d, installed=first and installed),
-        )
+        weighed = cheapest_path(readable, start.key, goal.sha256, target.size, extra=ranges)
         # none here: the cheapest by patch bytes alone, which ``_checked`` refuses saying why
         path = weighed or cheapest_path(readable, start.key, goal.sha256, target.size)
         if path is None:
@@ -317,27 +314,30 @@ def _checked(offer: Offer, start: Start, goal: Goal) -> Offer:
     elif any(a.new.sha256 != b.old.sha256 for a, b in itertools.pairwise(patches)):
         problem = "a broken chain"
     if problem is None:
-        return _weighed(offer, installed=start.filename is None)
+        return _weighed(offer)
     return Offer(full_size=offer.full_size, reason=f"the delta index offered {problem}")
 
 
-def _weighed(offer: Offer, *, installed: bool) -> Offer:
-    """``offer`` with the ranges this machine would fetch after it; none when the full wheel costs less."""
-    steps = [ranges(p, installed=installed and k == 0) for k, p in enumerate(offer.patches)]
-    if any(steps[:-1]):
-        why = "a step before the last needs members this machine's deflate engines cannot re-create"
-        return Offer(full_size=offer.full_size, reason=why)
-    weighed = replace(offer, ranges=steps[-1])
-    if offer.full_size is not None and weighed.wire >= offer.full_size:
+def _weighed(offer: Offer) -> Offer:
+    """``offer``, unless the ranges this machine would fetch after it make the full wheel cheaper.
+
+    Weighed with the old wheel at hand: which old version the rebuild will read is known only once it is opened
+    (an installed version's wheel is often in a cache), and from installed files ``wire(installed=True)`` says.
+    """
+    wire = offer.wire()
+    if wire is None:
+        why = "a chain whose step before the last needs members this machine's deflate engines cannot re-create"
+    elif offer.full_size is not None and wire >= offer.full_size:
         why = (
-            f"the patch and the {weighed.ranges:,} bytes of members this machine's deflate engines cannot "
+            f"the patch and the {wire - offer.bytes:,} bytes of members this machine's deflate engines cannot "
             "re-create cost more than the wheel"
         )
-        return Offer(full_size=offer.full_size, reason=why)
-    return weighed
+    else:
+        return offer
+    return Offer(full_size=offer.full_size, reason=why)
 
 
-def ranges(delta: DeltaEntry, *, installed: bool) -> int:
+def ranges(delta: DeltaEntry, *, installed: bool = False) -> int:
     """Bytes on the wire for the members of ``delta``'s target this machine cannot re-create (``installed``: from
     installed files, not the old wheel): an upper bound from the figures the index publishes, else 0."""
     if delta.members is None:

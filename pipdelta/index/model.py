@@ -164,9 +164,9 @@ def check_api_version(obj: Mapping[str, Any]) -> None:
         raise IndexFormatError(f"unsupported delta index api-version {version!r} (this pipdelta reads 1.x)")
 
 
-#: Bytes a client fetches besides ``delta`` when it applies it (the second argument: as the path's first step,
-#: from the start's own old version); a step before the last must need none (only the goal has a URL).
-Extra = Callable[[DeltaEntry, bool], int]
+#: Bytes a client fetches besides ``delta`` when it applies it; a step before the last must need none (only the
+#: goal has a URL).
+Extra = Callable[[DeltaEntry], int]
 
 
 def cheapest_path(
@@ -197,7 +197,7 @@ def cheapest_path(
         cost, steps, _, chain, weighed = heapq.heappop(queue)
         if cost >= full_size:
             return None
-        more = 0 if extra is None or weighed else extra(chain[-1], steps == 1)
+        more = 0 if extra is None or weighed else extra(chain[-1])
         if chain[-1].new.sha256 == goal_sha256:
             if not more:
                 return chain
