@@ -23,7 +23,6 @@ from pipdelta.client.ranges import PER_REQUEST
 from pipdelta.engines import fingerprint
 from pipdelta.engines.recipes import Recipe
 from pipdelta.errors import PatchFormatError
-from pipdelta.format import wire
 from pipdelta.format.patchfile import VERSION
 from pipdelta.index import files, query
 from pipdelta.index.decide import decide
@@ -342,8 +341,7 @@ def ranges(delta: DeltaEntry, *, installed: bool = False) -> int:
     installed files, not the old wheel): an upper bound from the figures the index publishes, else 0."""
     if delta.members is None:
         return 0
-    size, parts = delta.members.missing(_exact, installed=installed)
-    return wire.parts_cost(size, parts, -(-parts // PER_REQUEST)) if parts else 0
+    return delta.members.ranges_cost(_exact, installed=installed, per_request=PER_REQUEST)
 
 
 def _exact(recipe: str) -> bool:

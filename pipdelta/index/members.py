@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pipdelta.format import wire
 from pipdelta.format.patchfile import Copy, FromTarget, Member, PatchHeader
 
 OLD_WHEEL = "old-wheel"  # copied members no recipe re-creates: only the old wheel holds their bytes
@@ -71,6 +72,11 @@ class Members:
             if key == OLD_WHEEL or not all(exact(part) for part in key.split(JOIN)):
                 size, count = size + length, count + members
         return size, count
+
+    def ranges_cost(self, exact: Exact, *, installed: bool, per_request: int) -> int:
+        """Bytes on the wire for what :meth:`missing` gives: each member a part, ``per_request`` parts a request."""
+        size, parts = self.missing(exact, installed=installed)
+        return wire.parts_cost(size, parts, -(-parts // per_request)) if parts else 0
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
