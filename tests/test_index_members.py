@@ -27,7 +27,7 @@ from pipdelta.demo.mirror import Served
 from pipdelta.format.patchfile import read_patch
 from pipdelta.index.builder import build_index
 from pipdelta.index.members import OLD_WHEEL, Members
-from pipdelta.index.model import DeltaEntry
+from pipdelta.index.model import DeltaEntry, WheelEntry, cheapest_path
 from pipdelta.server.app import IndexApp
 from pipdelta.server.catalog import StaticCatalog
 from pipdelta.server.logs import JsonLog
@@ -207,3 +207,28 @@ def test_recipes_of_a_newer_pipdelta_count_as_ranges_and_unknown_groups_are_left
     assert both is not None
     assert both.missing(lambda recipe: recipe == "zlib:6:8:0", installed=True) == (500, 1)
     assert both.missing(lambda recipe: True, installed=True) == (0, 0)
+
+
+def test_the_path_choice_counts_ranges_and_needs_none_before_the_last_step() -> None:
+    ends = [WheelEntry(f"heavy-1.{n}-py3-none-any.whl", str(n) * 64, 20_000) for n in range(3)]
+    heavy, light = Members(remade=(("zlib:6:8:0", 6000, 10),)), Members()
+
+    def delta(old: int, new: int, size: int, members: Members) -> DeltaEntry:
+        return DeltaEntry(ends[old], ends[new], f"{old}-{new}-{size}", size, "p" * 64, 2, (), members)
+
+    direct, short, long, last = (
+        delta(0, 2, 1000, heavy),
+        delta(0, 1, 300, heavy),
+        delta(0, 1, 2500, light),
+        delta(1, 2, 300, light),
+    )
+
+    def extra(patch: DeltaEntry) -> int:  # a machine that re-creates no recipe
+        assert patch.members is not None
+        return patch.members.ranges_cost(lambda recipe: False, installed=False, per_request=64)
+
+    deltas = [direct, short, long, last]
+    assert cheapest_path(deltas, ends[0].key, ends[2].sha256, 20_000) == [short, last]
+    assert cheapest_path(deltas, ends[0].key, ends[2].sha256, 20_000, extra=extra) == [long, last]
+    assert cheapest_path([direct, short, last], ends[0].key, ends[2].sha256, 20_000, extra=extra) == [direct]
+    assert cheapest_path([direct, short, last], ends[0].key, ends[2].sha256, 8_000, extra=extra) is None
