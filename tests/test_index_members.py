@@ -7,6 +7,7 @@ import io
 import json
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,14 +58,27 @@ def index(wheels: tuple[Path, Path, Path], tmp_path_factory: pytest.TempPathFact
     return out
 
 
+@dataclass(frozen=True)
+class Static:
+    """A copy of the index folder, to edit, and its URL as static files (no query)."""
+
+    folder: Path
+    url: str
+
+
+@pytest.fixture(scope="module")
+def file_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Static]:
+    """One static file server for the module's copies (each server takes half a second to stop)."""
+    folder = tmp_path_factory.mktemp("served")
+    with Served(folder) as files:
+        yield Static(folder, files.url)
+
+
 @pytest.fixture
-def served(index: Path, tmp_path: Path) -> Iterator[Path]:
-    """A copy of the index folder, served as static files (no query): yields the copy to edit."""
-    copy = tmp_path / "deltas"
-    shutil.copytree(index, copy)
-    with Served(copy) as server:
-        copy.joinpath(".url").write_text(server.url)
-        yield copy
+def served(index: Path, file_server: Static) -> Static:
+    name = f"copy{len(list(file_server.folder.iterdir()))}"
+    shutil.copytree(index, file_server.folder / name)
+    return Static(file_server.folder / name, f"{file_server.url}/{name}")
 
 
 def cached(old: Path) -> Start:
@@ -117,14 +131,14 @@ def test_a_rebuild_fills_the_figures_of_patches_an_older_builder_published(
 @pytest.mark.parametrize("query", [True, False], ids=["pipdelta serve", "static"])
 @pytest.mark.parametrize("start", ["installed", "cached"])
 def test_a_zlibng_client_takes_the_full_wheel_when_patch_and_ranges_cost_more(
-    wheels: tuple[Path, Path, Path], served: Path, query: bool, start: str
+    wheels: tuple[Path, Path, Path], served: Static, query: bool, start: str
 ) -> None:
     """To 1.2 every member is a range here: the wheel is cheaper, and no patch is fetched. To 1.1, the patch."""
     old, new, touched = wheels
     begin = INSTALLED if start == "installed" else cached(old)
     stats = Stats()
-    with running(IndexApp(StaticCatalog(served), log=JsonLog(io.StringIO()), stats=stats)) as server:
-        url = server if query else served.joinpath(".url").read_text()
+    with running(IndexApp(StaticCatalog(served.folder), log=JsonLog(io.StringIO()), stats=stats)) as server:
+        url = server if query else served.url
         with zlibng_client():
             full, patch = offer(url, begin, touched), offer(url, begin, new)
             wire = patch.wire() or 0
@@ -136,8 +150,8 @@ def test_a_zlibng_client_takes_the_full_wheel_when_patch_and_ranges_cost_more(
     assert stats.snapshot()["patches_served"] == 0
 
 
-def test_from_installed_files_copied_members_count_too(wheels: tuple[Path, Path, Path], served: Path) -> None:
-    url, new = served.joinpath(".url").read_text(), wheels[1]
+def test_from_installed_files_copied_members_count_too(wheels: tuple[Path, Path, Path], served: Static) -> None:
+    url, new = served.url, wheels[1]
     with zlibng_client():
         zlibng = offer(url, INSTALLED, new)
         wires = zlibng.wire(installed=True) or 0, zlibng.wire() or 0
@@ -147,16 +161,16 @@ def test_from_installed_files_copied_members_count_too(wheels: tuple[Path, Path,
 
 
 def test_the_estimate_bounds_the_ranges_a_zlibng_client_then_fetches(
-    wheels: tuple[Path, Path, Path], served: Path
+    wheels: tuple[Path, Path, Path], served: Static
 ) -> None:
     old, new, _ = wheels
     with zlibng_client():
-        weighed = offer(served.joinpath(".url").read_text(), cached(old), new)
+        weighed = offer(served.url, cached(old), new)
         server = RangeServer(new.read_bytes())
         with serving_ranges(server) as url:
             fetch = RangeClient(url, size=new.stat().st_size)
-            patch = served / NAME / "patches" / weighed.patches[0].url.rsplit("/", 1)[-1]
-            rebuilt = apply_patch(patch.read_bytes(), WheelSource(old), served / "out.whl", fetch=fetch)
+            patch = served.folder / NAME / "patches" / weighed.patches[0].url.rsplit("/", 1)[-1]
+            rebuilt = apply_patch(patch.read_bytes(), WheelSource(old), served.folder / "out.whl", fetch=fetch)
         ranges = (weighed.wire() or 0) - weighed.bytes
     assert rebuilt.read_bytes() == new.read_bytes()
     assert 0 < fetch.received <= ranges < new.stat().st_size - weighed.bytes
@@ -184,15 +198,15 @@ HOSTILE: list[Any] = [
 
 @pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))
 def test_unsound_figures_are_ignored_as_an_old_client_ignores_them(
-    wheels: tuple[Path, Path, Path], served: Path, value: Any
+    wheels: tuple[Path, Path, Path], served: Static, value: Any
 ) -> None:
-    project = served / NAME / "deltas.json"
+    project = served.folder / NAME / "deltas.json"
     document = json.loads(project.read_text())
     for delta in document["deltas"]:
         delta["members"] = value
     project.write_text(json.dumps(document))
     with zlibng_client():
-        taken = offer(served.joinpath(".url").read_text(), INSTALLED, wheels[2])
+        taken = offer(served.url, INSTALLED, wheels[2])
     assert len(taken.patches) == 1 and taken.patches[0].members is None and taken.wire() == taken.bytes
 
 
