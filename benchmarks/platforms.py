@@ -1,4 +1,5 @@
-"""Bytes on the wire per platform tag and client kind: patch plus the ranges a client cannot re-create.
+"""Bytes on the wire per platform tag and client kind: patch plus the ranges a client cannot re-create, or the
+full wheel where the client, weighing the index's member figures beforehand, finds that cheaper.
 
 Usage: ``python benchmarks/platforms.py [--tags linux win-cp314 ...] [--json FILE] [--check]`` (benchmarks/README.md).
 """
@@ -18,13 +19,24 @@ from pathlib import Path
 from engine import DEFAULT_PAIRS, Pair, find_pair, index_wheels, read_pairs, render
 
 import pipdelta
+from pipdelta.client.ranges import PER_REQUEST
 from pipdelta.engines.zlibapi import CLASSIC, ZLIBNG22
+from pipdelta.format.patchfile import read_patch
+from pipdelta.index.members import Members
 
 PLATFORM_PAIRS = DEFAULT_PAIRS.with_name("pairs-platforms.tsv")
 KINDS = ("classic", "zlib-ng")  # and "zlib-ng-2.2" (--zlibng22, Windows 3.14), "zlib-ng+zlib" (--zlib, cmeel-zlib)
 # The targets of the issue.
 MAX_CP314_OVER_CP313 = 1.5  # win cp314's ratio / the same pairs' ratio where classic zlib made the wheels
 MAX_ZLIBNG_OVER_CLASSIC = 2.0  # a zlib-ng client's aggregate / a classic client's, on the public corpus
+# The recipes a client of the kind argv[1] re-creates exactly, asked in an interpreter set up as client.py sets it.
+PROBE = """import json, sys
+if sys.argv[1].startswith("zlib-ng"):
+    from zlib_ng import zlib_ng
+    sys.modules["zlib"] = zlib_ng
+from pipdelta.engines import fingerprint, recipes
+print(json.dumps([str(r) for r in recipes.CANDIDATES if fingerprint.reproduces(r)]))
+"""
 
 
 @dataclass
@@ -40,11 +52,27 @@ class Row:
     raw: int  # compressed bytes the maker carried as they are (no recipe re-creates them)
     exact: bool
     error: str | None
+    expected: int = 0  # range bytes the client expects from the index's member figures, before downloading
 
     @property
     def wire(self) -> int:
-        """What the client downloads: the patch and its ranges, or the full wheel when that is not exact."""
+        """Before the client weighed ranges: the patch and its ranges, or the full wheel when that is not exact."""
         return self.patch + min(self.ranges, self.full) if self.exact else self.full
+
+    @property
+    def takes_full(self) -> bool:
+        """The client's choice: the full wheel, when the patch and the ranges it expects cost no less."""
+        return self.patch + self.expected >= self.full
+
+    @property
+    def chosen(self) -> int:
+        """What the client downloads now: the full wheel where it chose it, else as :attr:`wire`."""
+        return self.full if self.takes_full else self.wire
+
+    @property
+    def best(self) -> int:
+        """The least it could download, knowing the ranges exactly."""
+        return min(self.wire, self.full)
 
 
 def pairs(corpus: Path, tags: Sequence[str]) -> tuple[list[tuple[str, Pair]], list[str]]:
@@ -67,7 +95,27 @@ def pairs(corpus: Path, tags: Sequence[str]) -> tuple[list[tuple[str, Pair]], li
     return found, notes
 
 
-def measure(tag: str, pair: Pair, work: Path, kinds: Sequence[str], libraries: dict[str, str]) -> list[Row]:
+def environment(kind: str, libraries: dict[str, str]) -> dict[str, str]:
+    """The environment of a client of ``kind``: the zlib library its kind names, if any."""
+    env = {k: v for k, v in os.environ.items() if k not in (ZLIBNG22, CLASSIC)}
+    env.update({k: v for k, v in libraries.items() if k == ZLIBNG22 and kind == "zlib-ng-2.2"})
+    env.update({k: v for k, v in libraries.items() if k == CLASSIC and kind == "zlib-ng+zlib"})
+    return env
+
+
+def exact_recipes(kind: str, libraries: dict[str, str]) -> frozenset[str]:
+    """The recipes a client of ``kind`` re-creates exactly (its fingerprint self-test)."""
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, kind],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=environment(kind, libraries),
+    )
+    return frozenset(json.loads(done.stdout))
+
+
+def measure(tag: str, pair: Pair, work: Path, kinds: dict[str, frozenset[str]], libraries: dict[str, str]) -> list[Row]:
     """Make the patch once, then apply it on each kind of client in its own interpreter."""
     patch = work / f"{pair.name}-{tag}.pdelta"
     full = pair.new.stat().st_size
@@ -75,18 +123,16 @@ def measure(tag: str, pair: Pair, work: Path, kinds: Sequence[str], libraries: d
         report = pipdelta.make_patch(pair.old, pair.new, patch)
     except pipdelta.errors.PipdeltaError as exc:
         return [Row(tag, pair.label, kind, full, 0, 0, 0, False, f"make: {exc}") for kind in kinds]
+    members = Members.of(read_patch(patch.read_bytes())[0])
     rows = []
-    for kind in kinds:
+    for kind, exact in kinds.items():
         script = Path(__file__).with_name("client.py")
-        env = {k: v for k, v in os.environ.items() if k not in (ZLIBNG22, CLASSIC)}
-        env.update({k: v for k, v in libraries.items() if k == ZLIBNG22 and kind == "zlib-ng-2.2"})
-        env.update({k: v for k, v in libraries.items() if k == CLASSIC and kind == "zlib-ng+zlib"})
         done = subprocess.run(
             [sys.executable, str(script), kind, str(pair.old), str(patch), str(pair.new)],
             capture_output=True,
             text=True,
             check=False,
-            env=env,
+            env=environment(kind, libraries),
         )
         try:
             result = json.loads(done.stdout)
@@ -103,14 +149,27 @@ def measure(tag: str, pair: Pair, work: Path, kinds: Sequence[str], libraries: d
                 report.raw_bytes,
                 result["exact"],
                 result["error"],
+                members.ranges_cost(exact.__contains__, installed=False, per_request=PER_REQUEST),
             )
         )
     return rows
 
 
 def table(rows: Sequence[Row]) -> tuple[list[str], list[list[str]], list[str]]:
-    """Per platform tag and client kind: pairs, exact, wire ÷ new wheel bytes, raw and range shares."""
-    headers = ["tag / client", "pairs", "exact", "wire/new", "patch/new", "ranges/new", "raw share"]
+    """Per platform tag and client kind: pairs, exact, wire ÷ new wheel bytes (before and since the client weighs
+    the ranges, and the least possible), full wheels chosen, raw and range shares."""
+    headers = [
+        "tag / client",
+        "pairs",
+        "exact",
+        "wire/new",
+        "chosen/new",
+        "best/new",
+        "full",
+        "patch/new",
+        "ranges/new",
+        "raw share",
+    ]
     body = []
     for tag in dict.fromkeys(r.tag for r in rows):
         for kind in dict.fromkeys(r.kind for r in rows):
@@ -126,6 +185,9 @@ def _cells(label: str, group: Sequence[Row]) -> list[str]:
         str(len(group)),
         str(sum(r.exact for r in group)),
         f"{sum(r.wire for r in group) / full:.3f}",
+        f"{sum(r.chosen for r in group) / full:.3f}",
+        f"{sum(r.best for r in group) / full:.3f}",
+        str(sum(r.takes_full for r in group)),
         f"{sum(r.patch for r in group) / full:.3f}",
         f"{sum(r.ranges for r in group if r.exact) / full:.3f}",
         f"{sum(r.raw for r in group) / full:.3f}",
@@ -134,7 +196,7 @@ def _cells(label: str, group: Sequence[Row]) -> list[str]:
 
 def ratio(rows: Sequence[Row], tag: str, kind: str, names: set[str] | None = None) -> float | None:
     group = [r for r in rows if r.tag == tag and r.kind == kind and (names is None or r.pair in names)]
-    return sum(r.wire for r in group) / sum(r.full for r in group) if group else None
+    return sum(r.chosen for r in group) / sum(r.full for r in group) if group else None
 
 
 def targets(rows: Sequence[Row]) -> list[tuple[str, str, bool]]:
@@ -176,7 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--zlibng22", type=Path, metavar="LIB", help="a zlib-ng 2.2 build for the maker and a client")
     parser.add_argument("--zlib", type=Path, metavar="LIB", help="a classic zlib library for a zlib-ng client")
     args = parser.parse_args(argv)
-    kinds, libraries = KINDS, {}
+    kinds: tuple[str, ...] = KINDS
+    libraries: dict[str, str] = {}
     if args.zlibng22 is not None:
         os.environ[ZLIBNG22] = libraries[ZLIBNG22] = str(args.zlibng22)
         kinds = (*kinds, "zlib-ng-2.2")
@@ -189,10 +252,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"no pair has both wheels in {args.corpus}; fetch them with ../shared/corpus/fetch.sh", file=sys.stderr)
         return 2
     rows: list[Row] = []
+    exact = {kind: exact_recipes(kind, libraries) for kind in kinds}
     with tempfile.TemporaryDirectory(prefix="pipdelta-platforms-") as tmp:
         for number, (tag, pair) in enumerate(found, 1):
             print(f"[{number}/{len(found)}] {tag} {pair.label}", file=sys.stderr, flush=True)
-            rows += measure(tag, pair, Path(tmp), kinds, libraries)
+            rows += measure(tag, pair, Path(tmp), exact, libraries)
     print(render(*table(rows)))
     for note in notes:
         print(f"skipped {note}")

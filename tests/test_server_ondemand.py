@@ -16,6 +16,8 @@ from mirrorfactory import release
 from simpleindex import SimpleIndex, serving
 
 from pipdelta import WheelSource, apply_patch
+from pipdelta.format.patchfile import read_patch
+from pipdelta.index.members import Members
 from pipdelta.index.policy import Policy
 from pipdelta.server.app import IndexApp
 from pipdelta.server.gate import Gate
@@ -78,6 +80,21 @@ def test_first_request_makes_the_delta_and_later_ones_reuse_it(
     assert [d["url"] for d in listed["deltas"]] == ["patches/demo-1.0-py3-none-any--1.2.pdelta"]
     assert json.loads((cache / "index.json").read_text())["projects"] == ["demo"]
     assert query(base, [have("missing", "1.0")])["missing"]["status"] == "unknown"
+
+
+def test_answers_carry_the_member_figures_and_a_cache_made_without_them_gets_them_at_start(
+    on_demand: tuple[str, SimpleIndex, Path],
+) -> None:
+    base, _, cache = on_demand
+    (patch,) = query(base, [have("demo", "1.0")])["demo"]["patches"]
+    header, _ = read_patch(request(patch["url"])[2])
+    assert patch["members"] == Members.of(header).to_json() != {}
+    listed = cache / "demo" / "deltas.json"
+    document = json.loads(listed.read_text())
+    del document["deltas"][0]["members"]  # as an older pipdelta wrote it
+    listed.write_text(json.dumps(document))
+    OnDemandCatalog("http://127.0.0.1:9/simple", cache).close()
+    assert json.loads(listed.read_text())["deltas"][0]["members"] == patch["members"]
 
 
 def test_concurrent_requests_for_one_delta_do_the_work_once(on_demand: tuple[str, SimpleIndex, Path]) -> None:

@@ -19,6 +19,10 @@ from packaging.version import Version
 from pipdelta.client import batches
 from pipdelta.client.batches import Item
 from pipdelta.client.http import MAX_JSON, FetchError, Http
+from pipdelta.client.ranges import PER_REQUEST
+from pipdelta.engines import fingerprint
+from pipdelta.engines.recipes import Recipe
+from pipdelta.errors import PatchFormatError
 from pipdelta.format.patchfile import VERSION
 from pipdelta.index import files, query
 from pipdelta.index.decide import decide
@@ -88,6 +92,16 @@ class Offer:
     @property
     def bytes(self) -> int:
         return sum(p.size for p in self.patches)
+
+    def wire(self, *, installed: bool = False) -> int | None:
+        """Bytes on the wire to take this offer: the patches, and the ranges of the new wheel that this machine's
+        engines cannot re-create after them (an upper bound from the figures the index publishes), rebuilding
+        from the old wheel (``installed``: from installed files, where copied members need engines too).
+        None when it cannot be taken so: a step before the last would need ranges (only the target has a URL)."""
+        steps = [ranges(p, installed=installed and k == 0) for k, p in enumerate(self.patches)]
+        if any(steps[:-1]):
+            return None
+        return self.bytes + sum(steps)
 
 
 class DeltaIndex:
@@ -203,7 +217,9 @@ class DeltaIndex:
         if target is None:
             return Offer(reason="the delta index does not have the wheel pip chose")
         readable = [d for d in project.deltas if d.format == VERSION]  # an index half rebuilt by a newer builder
-        path = cheapest_path(readable, start.key, goal.sha256, target.size)
+        weighed = cheapest_path(readable, start.key, goal.sha256, target.size, extra=ranges)
+        # none here: the cheapest by patch bytes alone, which ``_checked`` refuses saying why
+        path = weighed or cheapest_path(readable, start.key, goal.sha256, target.size)
         if path is None:
             return Offer(full_size=target.size, reason="no patch path is smaller than the wheel")
         return Offer(tuple(replace(d, url=urljoin(url, d.url)) for d in path), target.size)
@@ -297,8 +313,43 @@ def _checked(offer: Offer, start: Start, goal: Goal) -> Offer:
     elif any(a.new.sha256 != b.old.sha256 for a, b in itertools.pairwise(patches)):
         problem = "a broken chain"
     if problem is None:
-        return offer
+        return _weighed(offer)
     return Offer(full_size=offer.full_size, reason=f"the delta index offered {problem}")
+
+
+def _weighed(offer: Offer) -> Offer:
+    """``offer``, unless the ranges this machine would fetch after it make the full wheel cheaper.
+
+    Weighed with the old wheel at hand: which old version the rebuild will read is known only once it is opened
+    (an installed version's wheel is often in a cache), and from installed files ``wire(installed=True)`` says.
+    """
+    wire = offer.wire()
+    if wire is None:
+        why = "a chain whose step before the last needs members this machine's deflate engines cannot re-create"
+    elif offer.full_size is not None and wire >= offer.full_size:
+        why = (
+            f"the patch and the {wire - offer.bytes:,} bytes of members this machine's deflate engines cannot "
+            "re-create cost more than the wheel"
+        )
+    else:
+        return offer
+    return Offer(full_size=offer.full_size, reason=why)
+
+
+def ranges(delta: DeltaEntry, *, installed: bool = False) -> int:
+    """Bytes on the wire for the members of ``delta``'s target this machine cannot re-create (``installed``: from
+    installed files, not the old wheel): an upper bound from the figures the index publishes, else 0."""
+    if delta.members is None:
+        return 0
+    return delta.members.ranges_cost(_exact, installed=installed, per_request=PER_REQUEST)
+
+
+def _exact(recipe: str) -> bool:
+    """Whether this machine re-creates ``recipe`` byte for byte (the fingerprint self-test)."""
+    try:
+        return fingerprint.reproduces(Recipe.parse(recipe))
+    except PatchFormatError:  # a recipe of a newer pipdelta: not here
+        return False
 
 
 def _mapping(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:

@@ -13,7 +13,12 @@ PART = 100
 
 def ranges_cost(ranges: Sequence[tuple[int, int]], requests: int = 1) -> int:
     """Bytes on the wire for ``ranges`` fetched in ``requests`` requests."""
-    return sum(length for _, length in ranges) + PART * len(ranges) + REQUEST * requests
+    return parts_cost(sum(length for _, length in ranges), len(ranges), requests)
+
+
+def parts_cost(length: int, parts: int, requests: int) -> int:
+    """Bytes on the wire for ``parts`` ranges of ``length`` bytes in all, fetched in ``requests`` requests."""
+    return length + PART * parts + REQUEST * requests
 
 
 def carried_cost(data: bytes) -> int:

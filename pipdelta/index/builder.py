@@ -96,12 +96,19 @@ class _Project:
         path = files.patch_path(self.index_dir, self.name, job.patch_name)
         known = self.published.get(f"{files.PATCHES}/{job.patch_name}")
         ends = (job.old.entry.sha256, job.new.entry.sha256)
-        if known and known.format == VERSION and (known.old.sha256, known.new.sha256) == ends:
+        if (
+            known
+            and known.format == VERSION
+            and known.members is not None
+            and (known.old.sha256, known.new.sha256) == ends
+        ):
             with contextlib.suppress(OSError):
                 if path.stat().st_size == known.size:
-                    return PatchFacts(known.old.sha256, known.new.sha256, known.size, known.sha256, known.engines)
+                    return PatchFacts(*ends, known.size, known.sha256, known.engines, known.members)
         try:
-            facts = inspect(path)  # written by a run that was stopped before it published deltas.json
+            # written by a run stopped before it published deltas.json, or published by a builder that did not
+            # count its members: its header says
+            facts = inspect(path)
         except (OSError, PipdeltaError):
             return None
         if (facts.old_sha256, facts.new_sha256) != (job.old.entry.sha256, job.new.entry.sha256):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pipdelta.errors import PipdeltaError
 from pipdelta.format.patchfile import VERSION, read_patch
+from pipdelta.index.members import Members
 from pipdelta.index.model import DeltaEntry, WheelEntry
 from pipdelta.make.limits import DEFAULT_LIMITS, SizeLimits, TooLarge
 from pipdelta.make.maker import make_patch
@@ -26,12 +27,13 @@ class PatchFacts:
     size: int
     sha256: str
     engines: tuple[str, ...]
+    members: Members
     format: int = VERSION
 
     def entry(self, old: WheelEntry, new: WheelEntry, url: str) -> DeltaEntry:
         """The delta's index entry; its ends are pinned by filename, sha256 and size (no URL)."""
         ends = [WheelEntry(w.filename, w.sha256, w.size) for w in (old, new)]
-        return DeltaEntry(ends[0], ends[1], url, self.size, self.sha256, self.format, self.engines)
+        return DeltaEntry(ends[0], ends[1], url, self.size, self.sha256, self.format, self.engines, self.members)
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,8 @@ def inspect(path: Path) -> PatchFacts:
     data = path.read_bytes()
     header, _ = read_patch(data)
     engines = tuple(sorted(str(recipe) for recipe in header.recipes(copies=True)))
-    return PatchFacts(header.old.sha256, header.new.sha256, len(data), hashlib.sha256(data).hexdigest(), engines)
+    digest = hashlib.sha256(data).hexdigest()
+    return PatchFacts(header.old.sha256, header.new.sha256, len(data), digest, engines, Members.of(header))
 
 
 def too_large(size: int, target_size: int, max_ratio: float) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -19,6 +19,7 @@ from packaging.utils import (
 from packaging.version import Version
 
 from pipdelta.errors import PipdeltaError
+from pipdelta.index.members import Members
 
 API_VERSION = "1.0"
 CONTENT_TYPE = "application/vnd.pipdelta.v1+json"
@@ -87,9 +88,10 @@ class DeltaEntry:
     sha256: str
     format: int = 1
     engines: tuple[str, ...] = ()  # recipes needed when rebuilding from installed files
+    members: Members | None = None  # the target's bytes by what re-creates them; None: not published
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "from": self.old.to_json(),
             "to": self.new.to_json(),
             "url": self.url,
@@ -98,20 +100,25 @@ class DeltaEntry:
             "format": self.format,
             "engines": list(self.engines),
         }
+        if self.members is not None:
+            out["members"] = self.members.to_json()
+        return out
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> DeltaEntry:
         engines = obj.get("engines", [])
         if not isinstance(engines, list):
             raise IndexFormatError("'engines' must be a list")
+        new = WheelEntry.from_json(_obj(obj, "to"))
         return cls(
             WheelEntry.from_json(_obj(obj, "from")),
-            WheelEntry.from_json(_obj(obj, "to")),
+            new,
             _str(obj, "url"),
             _int(obj, "size"),
             _str(obj, "sha256"),
             _int(obj, "format"),
             tuple(str(e) for e in engines),
+            Members.from_json(obj.get("members"), new.size),  # unsound figures are ignored, as an old client does
         )
 
 
@@ -157,13 +164,24 @@ def check_api_version(obj: Mapping[str, Any]) -> None:
         raise IndexFormatError(f"unsupported delta index api-version {version!r} (this pipdelta reads 1.x)")
 
 
+#: Bytes a client fetches besides ``delta`` when it applies it; a step before the last must need none (only the
+#: goal has a URL).
+Extra = Callable[[DeltaEntry], int]
+
+
 def cheapest_path(
-    deltas: Iterable[DeltaEntry], start: WheelKey, goal_sha256: str, full_size: int, max_chain: int = MAX_CHAIN
+    deltas: Iterable[DeltaEntry],
+    start: WheelKey,
+    goal_sha256: str,
+    full_size: int,
+    max_chain: int = MAX_CHAIN,
+    extra: Extra | None = None,
 ) -> list[DeltaEntry] | None:
     """The fewest-bytes chain of at most ``max_chain`` deltas from ``start`` to the goal wheel.
 
     ``start`` matches by key (an installed version has no wheel file to hash); every later step matches
-    by sha256. None when no chain costs less than the full wheel.
+    by sha256. ``extra`` adds what a client fetches besides the patches. None when no chain costs less than
+    the full wheel.
     """
     by_source: dict[str, list[DeltaEntry]] = {}
     first: list[DeltaEntry] = []
@@ -171,21 +189,26 @@ def cheapest_path(
         by_source.setdefault(delta.old.sha256, []).append(delta)
         if delta.old.key == start and delta.old.key.same_tags(start):
             first.append(delta)
-    queue: list[tuple[int, int, int, list[DeltaEntry]]] = []
+    queue: list[tuple[int, int, int, list[DeltaEntry], bool]] = []
     for order, delta in enumerate(first):
-        heapq.heappush(queue, (delta.size, 1, order, [delta]))
+        heapq.heappush(queue, (delta.size, 1, order, [delta], False))
     counter = len(first)
     while queue:
-        cost, steps, _, chain = heapq.heappop(queue)
+        cost, steps, _, chain, weighed = heapq.heappop(queue)
         if cost >= full_size:
             return None
+        more = 0 if extra is None or weighed else extra(chain[-1])
         if chain[-1].new.sha256 == goal_sha256:
-            return chain
-        if steps == max_chain:
+            if not more:
+                return chain
+            counter += 1  # back in the queue with what it costs besides: a cheaper chain may come first
+            heapq.heappush(queue, (cost + more, steps, counter, chain, True))
+            continue
+        if steps == max_chain or more:
             continue
         for delta in by_source.get(chain[-1].new.sha256, ()):
             counter += 1
-            heapq.heappush(queue, (cost + delta.size, steps + 1, counter, [*chain, delta]))
+            heapq.heappush(queue, (cost + delta.size, steps + 1, counter, [*chain, delta], False))
     return None
 
 

@@ -8,13 +8,15 @@ import multiprocessing
 import os
 import threading
 import time
-from pathlib import Path
+from dataclasses import replace
+from pathlib import Path, PurePosixPath
 
 from packaging.utils import NormalizedName
 
 from pipdelta.errors import PipdeltaError
+from pipdelta.format.patchfile import VERSION
 from pipdelta.index import files
-from pipdelta.index.jobs import exit_with_parent, make_delta
+from pipdelta.index.jobs import exit_with_parent, inspect, make_delta
 from pipdelta.index.model import PROJECT_FILE, DeltaEntry, IndexFormatError, ProjectIndex, WheelEntry, WheelKey
 from pipdelta.make.limits import DEFAULT_LIMITS, SizeLimits
 from pipdelta.server.stats import Stats
@@ -63,6 +65,7 @@ class OnDemandCatalog:
             initargs=(os.getpid(),),
         )
         cache.mkdir(parents=True, exist_ok=True)
+        _count_members(cache)
 
     def close(self) -> None:
         self._threads.shutdown(wait=True, cancel_futures=True)
@@ -176,3 +179,25 @@ class OnDemandCatalog:
             files.write_json(self.root / files.ROOT_FILE, files.root_json(root))
         self.stats.add(deltas_made=1)
         return delta
+
+
+def _count_members(root: Path) -> None:
+    """Give the deltas an older pipdelta made here their member figures, read from their patches (once)."""
+    for path in root.glob(f"*/{PROJECT_FILE}"):
+        try:
+            index = files.read_project(path)
+        except IndexFormatError:
+            continue
+        deltas = tuple(_counted(path.parent, delta) for delta in index.deltas)
+        if deltas != index.deltas:
+            files.write_json(path, replace(index, deltas=deltas).to_json())
+
+
+def _counted(folder: Path, delta: DeltaEntry) -> DeltaEntry:
+    if delta.members is not None or delta.format != VERSION or PurePosixPath(delta.url).parent.name != files.PATCHES:
+        return delta
+    try:
+        facts = inspect(folder / files.PATCHES / PurePosixPath(delta.url).name)
+    except (OSError, PipdeltaError):
+        return delta
+    return replace(delta, members=facts.members) if facts.sha256 == delta.sha256 else delta
