@@ -35,6 +35,8 @@ def files(version: int) -> dict[str, bytes]:
         f"demo_pkg-{version}.0.data/data/share/demo_pkg/notes.txt": b"notes\n" * 50,
         f"demo_pkg-{version}.0.data/headers/demo.h": b"#define DEMO 1\n",
         f"demo_pkg-{version}.0.data/purelib/demo_extra.py": b"EXTRA = True\n",
+        # Shipped as numpy ships one; pip compiles over it at install time.
+        f"demo_pkg/__pycache__/__init__.{sys.implementation.cache_tag}.pyc": b"shipped bytecode\n" * 20,
     }
 
 

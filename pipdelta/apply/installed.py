@@ -19,6 +19,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
 from pipdelta.errors import DistributionNotFound, SourceMismatch
+from pipdelta.format.blob import is_source_name
 
 #: the most a RECORD may hold (RECORD gives no size of its own); the largest on PyPI are a few MB
 RECORD_LIMIT = 64 << 20
@@ -134,13 +135,13 @@ class InstalledDistribution:
         """Raise :class:`SourceMismatch` unless every file RECORD hashes is as installed.
 
         A client checks this before it downloads a patch, so a modified file costs no wasted download.
-        Bytecode the installer wrote has no hash in RECORD; bytecode the wheel ships has one, and when
-        the installer recompiled over it, the installed files can no longer rebuild that wheel. A row
-        that leaves the environment makes the whole source unusable, hashed or not.
+        Bytecode is never a source (:func:`~pipdelta.format.blob.is_source_name`): the installer may have
+        compiled over a .pyc the wheel ships, and that changes nothing. A row that leaves the environment
+        makes the whole source unusable, hashed or not.
         """
         where = {key: self._inside(key) for key in self._record}  # all rows, before any file is opened
         for key, row in self._record.items():
-            if row.hash:
+            if row.hash and is_source_name(key):
                 self._verified(key, row, where[key])
 
     def _verified(self, key: str, row: Row, real: Path) -> bytes:

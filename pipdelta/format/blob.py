@@ -15,8 +15,11 @@ NOT_SOURCES = ("RECORD", "RECORD.jws", "RECORD.p7s")
 
 
 def is_source_name(name: str) -> bool:
-    """True for a wheel member both an old wheel and its installed files can supply."""
+    """True for a wheel member both an old wheel and its installed files can supply (not bytecode: a wheel
+    may ship a .pyc, as numpy does, but pip compiles over it when it installs)."""
     head, _, tail = name.rpartition("/")
+    if tail.endswith(".pyc"):
+        return False
     return not (head.endswith(".dist-info") and "/" not in head and tail in NOT_SOURCES)
 
 
