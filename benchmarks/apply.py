@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from engine import DEFAULT_PAIRS, FETCH_HINT, MIN_APPLY_MB_S, Pair, find_pair, index_wheels, install, read_pairs
+from engine import DEFAULT_PAIRS, FETCH_HINT, MIN_APPLY_MB_S, Pair, find_pair, index_wheels, read_pairs
 
 import pipdelta
 from pipdelta import InstalledDistribution, InstalledSource, OldContent, WheelSource, differs
+from pipdelta.errors import PipdeltaError
 from pipdelta.format import blob, gzmember
 from pipdelta.format.codec import xz_decompress
 from pipdelta.format.patchfile import Copy, Literal, Member, PatchHeader, Raw, read_patch
@@ -192,6 +193,13 @@ class Row:
 CORES = os.cpu_count() or 1
 
 
+def install(python: Path, wheel: Path) -> None:
+    """Install ``wheel`` alone into ``python``'s environment, without compiling bytecode: where pip compiles,
+    it overwrites the bytecode some wheels ship (numpy), and those files can no longer rebuild the wheel."""
+    command = [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", "--no-index"]
+    subprocess.run([*command, "--no-compile", "--force-reinstall", str(wheel)], check=True, stdout=subprocess.DEVNULL)
+
+
 def measure(pair: Pair, patch: bytes, python: Path | None, repeat: int) -> Row:
     """Apply ``patch`` ``repeat`` times from the old wheel (or, with ``python``, from its installed files)."""
     header, _ = read_patch(patch)
@@ -293,7 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"skipped {' '.join(row)}: {found}; {FETCH_HINT}", file=sys.stderr)
         else:
             pairs.append(found)
-    rows = []
+    rows: list[Row] = []
+    errors: list[str] = []
     with tempfile.TemporaryDirectory(prefix="pipdelta-apply-") as tmp:
         folder = args.patches or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
@@ -307,15 +316,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not path.exists():
                 pipdelta.make_patch(pair.old, pair.new, path)
             patch = path.read_bytes()
-            rows.append(measure(pair, patch, None, args.repeat))
-            if python is not None:
-                rows.append(measure(pair, patch, python, args.repeat))
+            for kind in (None, python) if python is not None else (None,):
+                try:
+                    rows.append(measure(pair, patch, kind, args.repeat))
+                except PipdeltaError as exc:  # one pair's failure must not hide the others
+                    errors.append(f"{pair.label} ({'wheel' if kind is None else 'installed'}): {exc}")
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     print(f"pipdelta {pipdelta.__version__}, {CORES} cores, load average {load}; wheels from {corpus}\n")
     print(table(rows))
     print()
     print(LEGEND)
-    missed = [f"{r.pair} ({r.kind})" for r in rows if r.verdict != "PASS"]
+    for error in errors:
+        print(f"error {error}")
+    missed = [f"{r.pair} ({r.kind})" for r in rows if r.verdict != "PASS"] + errors
     if missed:
         print(f"\n{len(missed)} of {len(rows)} miss {MIN_APPLY_MB_S:.0f} MB/s: {'; '.join(missed)}", file=sys.stderr)
         return 1
