@@ -130,6 +130,15 @@ class InstalledDistribution:
             raise SourceMismatch(f"installed {key} is larger than the file the patch was made from")
         return self._verified(key, row, self._inside(key))
 
+    def record_row(self, member: str) -> bytes | None:
+        """The RECORD row a wheel builder wrote for ``member``, as installed files' RECORD gives it (None: it gives
+        no sha256 and size). Nothing is read: it is what the file holds when :meth:`read_verified` accepts it."""
+        path = self.path_of(member)
+        row = self._record.get(os.path.normpath(os.path.relpath(path, self.dist_info.parent)))
+        if row is None or row.size is None or not row.hash.startswith("sha256=") or len(row.hash) != 50:
+            return None
+        return f"{member},{row.hash},{row.size}\n".encode()
+
     def check_files(self) -> None:
         """Raise :class:`SourceMismatch` unless every file RECORD hashes is as installed.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -49,9 +50,9 @@ class OldContent(abc.ABC):
         """The member's compressed bytes as the old wheel holds them; only where ``has_raw`` is True."""
         raise NotImplementedError(f"{type(self).__name__} has no compressed bytes")
 
-    def record_rows(self) -> dict[str, bytes]:
-        """RECORD rows (as the source blob holds them) known without reading the files; the blob's sha256
-        checks them, and the applier hashes the files instead when one is wrong."""
+    def record_rows(self, sources: Sequence[Source]) -> dict[str, bytes]:
+        """RECORD rows of ``sources`` (as the source blob holds them) known without hashing the files; the blob's
+        sha256 checks them, and the applier hashes the files instead when one is wrong."""
         return {}
 
 
@@ -81,7 +82,7 @@ class WheelSource(OldContent):
         member = self._member(source)
         return RawMember(memoryview(self.wheel.data)[member.data_offset : member.data_end], member.crc)
 
-    def record_rows(self) -> dict[str, bytes]:
+    def record_rows(self, sources: Sequence[Source]) -> dict[str, bytes]:
         records = [m for m in self.wheel.layout.members if blob.is_record_name(m.name)]
         return blob.rows_of_record(self.wheel.content(records[0])) if len(records) == 1 else {}
 
@@ -102,6 +103,11 @@ class InstalledSource(OldContent):
 
     def check(self, old: WheelRef) -> None:
         self.distribution.check_version(old.filename)
+
+    def record_rows(self, sources: Sequence[Source]) -> dict[str, bytes]:
+        # A script whose first line the installer rewrote has another sha256 than the wheel's file.
+        rows = {s.name: self.distribution.record_row(s.name) for s in sources if s.first_line is None}
+        return {name: row for name, row in rows.items() if row is not None}
 
     def _content(self, source: Source) -> bytes:
         # An installer rewrites a script's ``#!python`` line to its interpreter's path, of any length.
