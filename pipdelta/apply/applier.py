@@ -51,11 +51,13 @@ def apply_patch(
     new wheel: ``fetch`` gets them from the primary index; without it they are an :class:`EngineMismatch`.
     """
     started = time.perf_counter()
-    header, payload = read_patch(patch, target)
-    if parse_wheel_filename(header.new.filename)[0] != parse_wheel_filename(header.old.filename)[0]:
-        raise PatchFormatError(f"the patch turns {header.old.filename} into another project's wheel")
-    source.check(header.old)
-    with ThreadPoolExecutor(_WORKERS) as pool:  # inflating and hashing release the GIL
+    with ThreadPoolExecutor(_WORKERS) as pool:  # inflating, hashing and compressing release the GIL
+        pinning = pool.submit(source.prepare)  # the old wheel's sha256 while the header is parsed
+        header, payload = read_patch(patch, target)
+        if parse_wheel_filename(header.new.filename)[0] != parse_wheel_filename(header.old.filename)[0]:
+            raise PatchFormatError(f"the patch turns {header.old.filename} into another project's wheel")
+        pinning.result()
+        source.check(header.old)
         # Only content the rebuild reads is inflated: a member copied from the old wheel is never read, and
         # its RECORD row comes from the old wheel's RECORD (checked with the whole blob below).
         rows = source.record_rows(header.sources)
@@ -70,10 +72,17 @@ def apply_patch(
             raise SourceMismatch(f"the old content of {header.old.filename} differs from what the patch was made from")
         raws = [source.raw(s) for s in header.sources] if source.has_raw else None
         data = rebuild(header, payload, source_blob, raws, contents, pool, fetch)
-    if len(data) != header.new.size or hashlib.sha256(data).hexdigest() != header.new.sha256:
-        raise ReconstructionFailed(f"the rebuilt {header.new.filename} has the wrong sha256; nothing was written")
-    path = out / header.new.filename if out.is_dir() else out
-    atomic_write(path, [data])
+        digest = pool.submit(hashlib.sha256, data)  # on one core while another writes the file
+        wrong = f"the rebuilt {header.new.filename} has the wrong sha256; nothing was written"
+        if len(data) != header.new.size:
+            raise ReconstructionFailed(wrong)
+
+        def verified() -> None:
+            if digest.result().hexdigest() != header.new.sha256:
+                raise ReconstructionFailed(wrong)
+
+        path = out / header.new.filename if out.is_dir() else out
+        atomic_write(path, [data], verified)
     speed.record(header.differ, not source.has_raw, len(data), time.perf_counter() - started)
     return path
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import functools
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +31,10 @@ class OldContent(abc.ABC):
 
     #: True when the old wheel's own compressed bytes are at hand (unchanged members are then copied).
     has_raw: bool = False
+
+    def prepare(self) -> None:
+        """Read and hash what :meth:`check` compares, on another core while the patch's header is parsed."""
+        return None
 
     @abc.abstractmethod
     def check(self, old: WheelRef) -> None:
@@ -63,16 +68,20 @@ class WheelSource(OldContent):
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._wheel: WheelFile | None = None
 
-    @property
+    @functools.cached_property
     def wheel(self) -> WheelFile:
-        if self._wheel is None:
-            self._wheel = WheelFile.read(self.path)
-        return self._wheel
+        return WheelFile.read(self.path)
+
+    @functools.cached_property
+    def _sha256(self) -> str:
+        return hashlib.sha256(self.wheel.data).hexdigest()
+
+    def prepare(self) -> None:
+        self._sha256  # noqa: B018 -- computed now, where the caller runs this
 
     def check(self, old: WheelRef) -> None:
-        if hashlib.sha256(self.wheel.data).hexdigest() != old.sha256:
+        if self._sha256 != old.sha256:
             raise SourceMismatch(f"{self.path} is not the wheel the patch was made from ({old.filename})")
 
     def _content(self, source: Source) -> bytes:

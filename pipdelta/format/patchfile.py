@@ -8,7 +8,7 @@ import os
 import re
 import struct
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -224,12 +224,18 @@ def write_patch(path: Path, header: PatchHeader, payload: bytes) -> None:
     atomic_write(path, [_PREAMBLE.pack(MAGIC, VERSION, len(body)), body, payload])
 
 
-def atomic_write(path: Path, chunks: Sequence[bytes | bytearray | memoryview]) -> None:
+def atomic_write(
+    path: Path, chunks: Sequence[bytes | bytearray | memoryview], ready: Callable[[], None] | None = None
+) -> None:
+    """Write ``chunks`` as ``path``: whole or not at all. ``ready`` runs once they are written, before the file
+    takes its name; if it raises, the file never does (a check that runs while the bytes are written)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as out:
             for chunk in chunks:
                 out.write(chunk)
+        if ready is not None:
+            ready()
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
