@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import subprocess
@@ -212,9 +213,9 @@ def measure(pair: Pair, patch: bytes, python: Path | None, repeat: int) -> Row:
         source = installed = InstalledSource(InstalledDistribution.find(pair.name, str(python)))
         pin = pin_installed(installed, header)
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp, "new.whl")
-        wall, cpu = wall_of(repeat, lambda: pipdelta.apply_patch(patch, source, out))
-        if out.read_bytes() != pair.new.read_bytes():
+        runs = itertools.count()  # a new file each run, as a client writes one (replacing one costs more)
+        wall, cpu = wall_of(repeat, lambda: pipdelta.apply_patch(patch, source, Path(tmp, f"{next(runs)}.whl")))
+        if Path(tmp, "0.whl").read_bytes() != pair.new.read_bytes():
             raise SystemExit(f"{pair.label}: the rebuilt wheel is not the new wheel")
     floor = measure_floor(patch, source, pin, repeat)
     return Row(pair.label, "wheel" if python is None else "installed", pair.new.stat().st_size, wall, cpu, floor)
