@@ -126,7 +126,11 @@ def rebuild(
     made: list[Made] = [None] * len(header.ops)
     queue = _Queue(pool, header.ops, made)
     queue.add(_old_jobs(header, raws, contents))
-    target_blob = differs.get(header.differ).patch(source_blob, bytes(payload), header.target_blob_size)
+    try:
+        target_blob = differs.get(header.differ).patch(source_blob, bytes(payload), header.target_blob_size)
+    except BaseException:
+        queue.cancel()  # a corrupt payload is one line now, not once every member waiting is compressed
+        raise
     queue.add(_blob_jobs(header, memoryview(target_blob), made, contents))
     queue.wait()
     pieces = missing.fill(header, made, fetch)
@@ -245,6 +249,11 @@ class _Queue:
     def wait(self) -> None:
         for future in self.started:
             future.result()
+
+    def cancel(self) -> None:
+        """Drop the batches no worker has started."""
+        for future in self.started:
+            future.cancel()
 
 
 def _attempt(op: Op, make: Callable[[], tuple[Bytes, int, int]]) -> Made:
