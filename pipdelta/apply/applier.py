@@ -59,7 +59,7 @@ def apply_patch(
         pinning.result()
         source.check(header.old)
         # Only content the rebuild reads is inflated: a member copied from the old wheel is never read, and
-        # its RECORD row comes from the old wheel's RECORD (checked with the whole blob below).
+        # RECORD rows come from RECORD (the old wheel's or the installed one; checked with the whole blob below).
         rows = source.record_rows(header.sources)
         needed = _needed(header, source.has_raw, rows)
         contents = _read(pool, source, header, needed)
