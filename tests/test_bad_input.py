@@ -110,7 +110,9 @@ def test_absurd_declared_sizes(pair: tuple[Path, Path, bytes], tmp_path: Path, s
         assert "impossible" in fails(rewrite(patch, change), old, tmp_path, PatchFormatError)
 
 
-@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "pkg\\..\\x", "C:/x", ""])
+@pytest.mark.parametrize(
+    "name", ["../../etc/passwd", "/etc/passwd", "pkg\\..\\x", "C:/x", "", ".", "./C:/x", "./a/../../x", "a//../../x"]
+)
 def test_path_tricks_in_source_names(pair: tuple[Path, Path, bytes], tmp_path: Path, name: str) -> None:
     old, _, patch = pair
 

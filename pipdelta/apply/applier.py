@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import heapq
 import os
+import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from packaging.utils import parse_wheel_filename
 
 from pipdelta import differs
 from pipdelta.apply import missing, speed
-from pipdelta.apply.missing import Piece, RangeFetcher
+from pipdelta.apply.missing import Made, Piece, RangeFetcher
 from pipdelta.apply.sources import OldContent, RawMember
 from pipdelta.engines.recipes import Recipe
 from pipdelta.errors import EngineMismatch, PatchFormatError, ReconstructionFailed, SourceMismatch
@@ -25,6 +28,7 @@ from pipdelta.format.patchfile import (
     FromTarget,
     Literal,
     Member,
+    Op,
     PatchHeader,
     Raw,
     Target,
@@ -47,14 +51,16 @@ def apply_patch(
     new wheel: ``fetch`` gets them from the primary index; without it they are an :class:`EngineMismatch`.
     """
     started = time.perf_counter()
-    header, payload = read_patch(patch, target)
-    if parse_wheel_filename(header.new.filename)[0] != parse_wheel_filename(header.old.filename)[0]:
-        raise PatchFormatError(f"the patch turns {header.old.filename} into another project's wheel")
-    source.check(header.old)
-    with ThreadPoolExecutor(_WORKERS) as pool:  # inflating and hashing release the GIL
+    with ThreadPoolExecutor(_WORKERS) as pool:  # inflating, hashing and compressing release the GIL
+        pinning = pool.submit(source.prepare)  # the old wheel's sha256 while the header is parsed
+        header, payload = read_patch(patch, target)
+        if parse_wheel_filename(header.new.filename)[0] != parse_wheel_filename(header.old.filename)[0]:
+            raise PatchFormatError(f"the patch turns {header.old.filename} into another project's wheel")
+        pinning.result()
+        source.check(header.old)
         # Only content the rebuild reads is inflated: a member copied from the old wheel is never read, and
-        # its RECORD row comes from the old wheel's RECORD (checked with the whole blob below).
-        rows = source.record_rows()
+        # RECORD rows come from RECORD (the old wheel's or the installed one; checked with the whole blob below).
+        rows = source.record_rows(header.sources)
         needed = _needed(header, source.has_raw, rows)
         contents = _read(pool, source, header, needed)
         source_blob = blob.build(header.sources, contents, rows, pool)
@@ -66,10 +72,17 @@ def apply_patch(
             raise SourceMismatch(f"the old content of {header.old.filename} differs from what the patch was made from")
         raws = [source.raw(s) for s in header.sources] if source.has_raw else None
         data = rebuild(header, payload, source_blob, raws, contents, pool, fetch)
-    if len(data) != header.new.size or hashlib.sha256(data).hexdigest() != header.new.sha256:
-        raise ReconstructionFailed(f"the rebuilt {header.new.filename} has the wrong sha256; nothing was written")
-    path = out / header.new.filename if out.is_dir() else out
-    atomic_write(path, [data])
+        digest = pool.submit(hashlib.sha256, data)  # on one core while another writes the file
+        wrong = f"the rebuilt {header.new.filename} has the wrong sha256; nothing was written"
+        if len(data) != header.new.size:
+            raise ReconstructionFailed(wrong)
+
+        def verified() -> None:
+            if digest.result().hexdigest() != header.new.sha256:
+                raise ReconstructionFailed(wrong)
+
+        path = out / header.new.filename if out.is_dir() else out
+        atomic_write(path, [data], verified)
     speed.record(header.differ, not source.has_raw, len(data), time.perf_counter() - started)
     return path
 
@@ -105,96 +118,150 @@ def rebuild(
     pool: ThreadPoolExecutor,
     fetch: RangeFetcher | None = None,
 ) -> bytearray:
-    """The target wheel's bytes; ``raws`` are the old members' compressed bytes, when the old wheel is here."""
-    target_blob = differs.get(header.differ).patch(source_blob, bytes(payload), header.target_blob_size)
-    jobs = list(_jobs(header, target_blob, raws, contents))
-    # The largest members first, so that no core is left compressing one big member at the end alone.
-    order = sorted(range(len(jobs)), key=lambda i: -_cost(jobs[i]))
-    made: list[Piece] = [None] * len(jobs)
-    for i, piece in zip(order, pool.map(lambda i: _attempt(jobs[i]), order), strict=True):
-        made[i] = piece
+    """The target wheel's bytes; ``raws`` are the old members' compressed bytes, when the old wheel is here.
+
+    Members made of old content are compressed (or, copied, checked) while the differ runs; the others once
+    it is done. Every core takes the costliest job waiting, so the largest member never ends up alone last.
+    """
+    made: list[Made] = [None] * len(header.ops)
+    queue = _Queue(pool, header.ops, made)
+    queue.add(_old_jobs(header, raws, contents))
+    try:
+        target_blob = differs.get(header.differ).patch(source_blob, bytes(payload), header.target_blob_size)
+    except BaseException:
+        queue.cancel()  # a corrupt payload is one line now, not once every member waiting is compressed
+        raise
+    queue.add(_blob_jobs(header, memoryview(target_blob), made, contents))
+    queue.wait()
     pieces = missing.fill(header, made, fetch)
     placed, directory, position = [], None, 0
-    for op, (data, crc, size) in zip(header.ops, pieces, strict=True):
+    for op, piece in zip(header.ops, pieces, strict=True):
         if isinstance(op, Literal) and op.directory:
-            directory = (position, position + len(data))
+            directory = (position, position + len(piece.data))
         elif isinstance(op, Raw | FromTarget):
             placed.append(Placed(position, 0, 0, 0, 0))
         elif isinstance(op, Member | Copy):
-            placed.append(Placed(position, op.header, crc, len(data), size))
-        position += len(data)
-    wheel = bytearray(b"".join(data for data, _, _ in pieces))
+            placed.append(Placed(position, op.header, piece.crc, len(piece.data), piece.size))
+        position += len(piece.data)
+    wheel = bytearray().join(piece.data for piece in pieces)
     fields.toggle(wheel, placed, directory)
     return wheel
 
 
-def _cost(job: _Job | None) -> int:
-    return 0 if job is None else job.cost
+#: One member's piece, made by a worker: its op's index, its cost (bytes of work) and how to make its data.
+_Job = tuple[int, int, Callable[[], tuple[Bytes, int, int]]]
+# Jobs smaller than this share one hand-over to a worker: a thread switch costs about as much as deflating 2 KB.
+_BATCH = 64 << 10
+# Checking a copied member's bytes (sha256) costs about this fraction of deflating them.
+_HASH_COST = 16
 
 
-def _attempt(job: _Job | None) -> Piece:
-    """The job's piece, or None where this machine has no engine for it (the new wheel then supplies it)."""
-    try:
-        return None if job is None else job()
-    except EngineMismatch:
-        return None
+def _old_jobs(header: PatchHeader, raws: Sequence[RawMember] | None, contents: Mapping[int, bytes]) -> list[_Job]:
+    """The members made of old content alone: copies, and members compressed from an old file's content."""
+    jobs: list[_Job] = []
+    for k, op in enumerate(header.ops):
+        if isinstance(op, Copy) and raws is not None:
+            raw, size = raws[op.source], header.sources[op.source].size
+            jobs.append((k, len(raw.data) // _HASH_COST, functools.partial(_copied, raw.data, raw.crc, size)))
+            continue
+        # a copy without the old wheel is compressed again (without a recipe, right only for a stored member;
+        # the checks tell), as is a member whose content is an old file's
+        source = op.source if isinstance(op, Copy) or (isinstance(op, Member) and op.gz is None) else None
+        if isinstance(op, Copy | Member) and source is not None:
+            jobs.append((k, header.sources[source].size, _compressor(contents[source], op.recipe)))
+    return jobs
 
 
-def _jobs(
-    header: PatchHeader, target_blob: bytes, raws: Sequence[RawMember] | None, contents: Mapping[int, bytes]
-) -> Iterator[_Job | None]:
-    """One callable per op, in file order; each returns that piece's bytes (and its content's CRC and size)."""
-    view = memoryview(target_blob)
+def _blob_jobs(
+    header: PatchHeader, target_blob: memoryview, made: list[Made], contents: Mapping[int, bytes]
+) -> list[_Job]:
+    """The members whose content the target blob holds; the literal bytes between them go straight to ``made``."""
+    jobs: list[_Job] = []
     position = 0
-    for op in header.ops:
+    for k, op in enumerate(header.ops):
         if isinstance(op, Literal | Raw):
-            yield _Job.done(view[position : position + op.size], 0, 0)
+            made[k] = Piece(target_blob[position : position + op.size])
             position += op.size
-        elif isinstance(op, FromTarget):
-            yield None
-        elif isinstance(op, Copy):
-            if raws is not None:
-                raw = raws[op.source]
-                yield _Job.done(raw.data, raw.crc, header.sources[op.source].size)
-            else:  # without a recipe this is right only for a stored member; the checks tell
-                yield _Job(contents[op.source], op.recipe)
-        else:
-            content: Bytes = view[position : position + op.size]
+        elif isinstance(op, Member) and (op.source is None or op.gz is not None):
+            content: Bytes = target_blob[position : position + op.size]
             position += op.size
-            if op.source is not None and op.gz is not None:
+            if op.source is not None:
                 # A gzip header from the blob; the deflate stream and trailer are the old gzip file's (the
                 # maker uses this op only then): copied, not deflated again.
-                yield _Job(bytes(content) + gzmember.stream(contents[op.source]), op.recipe)
-                continue
-            if op.source is not None:
-                content = contents[op.source]
-            yield _Job(content, op.recipe, op.gz)
+                content, gz = bytes(content) + gzmember.stream(contents[op.source]), None
+            else:
+                gz = op.gz
+            jobs.append((k, len(content), _compressor(content, op.recipe, gz)))
+    return jobs
 
 
-class _Job:
+def _copied(data: Bytes, crc: int, size: int) -> tuple[Bytes, int, int]:
+    return data, crc, size
+
+
+def _compressor(
+    content: Bytes, recipe: Recipe | None, gz: tuple[int, Recipe] | None = None
+) -> Callable[[], tuple[Bytes, int, int]]:
     """A member's data: ``content`` compressed with ``recipe`` (after wrapping it as a gzip file when ``gz``
-    says so); ``cost`` says how much work that is, so the biggest jobs start first."""
+    says so), with the content's CRC-32 and size."""
 
-    def __init__(self, content: Bytes, recipe: Recipe | None = None, gz: tuple[int, Recipe] | None = None) -> None:
-        self.content, self.recipe, self.gz = content, recipe, gz
-        self.cost = len(content)
-        self._run: Callable[[], tuple[Bytes, int, int]] = self._compress
+    def compress() -> tuple[Bytes, int, int]:
+        data = bytes(content)  # the engines want bytes: a member's content from the target blob is copied
+        if gz is not None:
+            start, inner_recipe = gz
+            inner = data[start:]
+            data = data[:start] + inner_recipe.compress(inner) + gzmember.trailer(inner)
+        packed = data if recipe is None else recipe.compress(data)
+        return packed, zlib.crc32(data), len(data)
 
-    @classmethod
-    def done(cls, data: Bytes, crc: int, size: int) -> _Job:
-        """A piece known already: literal bytes, or a member's compressed bytes copied from the old wheel."""
-        job = cls(b"")
-        job._run = lambda: (data, crc, size)
-        return job
+    return compress
 
-    def __call__(self) -> tuple[Bytes, int, int]:
-        return self._run()
 
-    def _compress(self) -> tuple[Bytes, int, int]:
-        content = bytes(self.content)  # a member rebuilt from the target blob: the engines want bytes
-        if self.gz is not None:
-            start, inner_recipe = self.gz
-            inner = content[start:]
-            content = bytes(content[:start]) + inner_recipe.compress(inner) + gzmember.trailer(inner)
-        data = content if self.recipe is None else self.recipe.compress(content)
-        return data, zlib.crc32(content), len(content)
+class _Queue:
+    """Jobs run on the pool's workers in batches, the costliest batch waiting first, whenever it was added."""
+
+    def __init__(self, pool: ThreadPoolExecutor, ops: Sequence[Op], made: list[Made]) -> None:
+        self.pool, self.ops, self.made = pool, ops, made
+        self.waiting: list[tuple[int, int, list[_Job]]] = []
+        self.lock = threading.Lock()
+        self.started: list[Future[None]] = []
+
+    def add(self, jobs: list[_Job]) -> None:
+        batches: list[list[_Job]] = []
+        cost = _BATCH
+        for job in sorted(jobs, key=lambda job: -job[1]):
+            if cost >= _BATCH:
+                batches.append([])
+                cost = 0
+            batches[-1].append(job)
+            cost += job[1]
+        with self.lock:
+            for batch in batches:
+                heapq.heappush(self.waiting, (-sum(job[1] for job in batch), len(self.started), batch))
+                self.started.append(self.pool.submit(self._next))
+
+    def _next(self) -> None:
+        with self.lock:
+            _, _, batch = heapq.heappop(self.waiting)
+        for k, _, make in batch:
+            self.made[k] = _attempt(self.ops[k], make)
+
+    def wait(self) -> None:
+        for future in self.started:
+            future.result()
+
+    def cancel(self) -> None:
+        """Drop the batches no worker has started."""
+        for future in self.started:
+            future.cancel()
+
+
+def _attempt(op: Op, make: Callable[[], tuple[Bytes, int, int]]) -> Made:
+    """The member's piece and whether it passes its check; None where this machine has no engine for it (the
+    new wheel then supplies it)."""
+    try:
+        data, crc, size = make()
+    except EngineMismatch:
+        return None
+    assert isinstance(op, Member | Copy)
+    return Piece(data, crc, size, op.check.matches(data))

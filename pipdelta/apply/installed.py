@@ -108,6 +108,12 @@ class InstalledDistribution:
             return self.scheme[parts[1]].joinpath(*parts[2:])
         return self.dist_info.parent.joinpath(*parts)
 
+    def _key(self, member: str) -> str:
+        """The row of RECORD that lists ``member``: where the installer put it, relative to site-packages."""
+        if ".data/" not in member:  # the member's own path: no need to resolve it through the scheme
+            return os.path.normpath(member)
+        return os.path.normpath(os.path.relpath(self.path_of(member), self.dist_info.parent))
+
     def _header_path(self, rest: tuple[str, ...]) -> Path:
         folder = Path(os.path.relpath(self.scheme["headers"], self.dist_info.parent))
         for key in self._record:
@@ -122,14 +128,21 @@ class InstalledDistribution:
         With ``most``, a file RECORD says is larger is refused before anything is opened: a patch's budget
         covers the sizes it declares, not whatever else an environment holds.
         """
-        path = self.path_of(member)
-        key = os.path.normpath(os.path.relpath(path, self.dist_info.parent))
+        key = self._key(member)
         row = self._record.get(key)
         if row is None or not row.hash:
             raise SourceMismatch(f"{member} is not hashed in the RECORD of installed {self.name}")
         if most is not None and (row.size is None or row.size > most):
             raise SourceMismatch(f"installed {key} is larger than the file the patch was made from")
         return self._verified(key, row, self._inside(key))
+
+    def record_row(self, member: str) -> bytes | None:
+        """The RECORD row a wheel builder wrote for ``member``, as installed files' RECORD gives it (None: it gives
+        no sha256 and size). Nothing is read: it is what the file holds when :meth:`read_verified` accepts it."""
+        row = self._record.get(self._key(member))
+        if row is None or row.size is None or not row.hash.startswith("sha256=") or len(row.hash) != 50:
+            return None
+        return f"{member},{row.hash},{row.size}\n".encode()
 
     def check_files(self) -> None:
         """Raise :class:`SourceMismatch` unless every file RECORD hashes is as installed.

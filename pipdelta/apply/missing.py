@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from pipdelta.errors import EngineMismatch, RangeError
 from pipdelta.format.limits import Budget
@@ -11,23 +12,33 @@ from pipdelta.format.patchfile import Copy, FromTarget, Member, Op, PatchHeader,
 
 #: Given ``[(offset, length), ...]`` of the new wheel as the primary index serves it, the bytes of each range.
 RangeFetcher = Callable[[Sequence[tuple[int, int]]], Sequence[bytes]]
-#: A piece of the new wheel: its bytes, and for a member its content's CRC-32 and size (None: not made here).
-Piece = tuple[bytes | memoryview, int, int] | None
 
 
-def _wanted(header: PatchHeader, pieces: Sequence[Piece]) -> list[tuple[int, int]]:
+class Piece(NamedTuple):
+    """A piece of the new wheel: its bytes, for a member its content's CRC-32 and size, and whether the bytes
+    pass the member's check (whoever made them checked them, on the core that made them)."""
+
+    data: bytes | memoryview
+    crc: int = 0
+    size: int = 0
+    exact: bool = True
+
+
+#: A piece, or None where this machine has no engine for it or the patch leaves it out.
+Made = Piece | None
+
+
+def _wanted(header: PatchHeader, pieces: Sequence[Made]) -> list[tuple[int, int]]:
     """(op index, offset in the new wheel) of each member whose bytes were not made here exactly."""
     found, offset = [], 0
     for k, (op, piece) in enumerate(zip(header.ops, pieces, strict=True)):
-        if isinstance(op, FromTarget | Member | Copy) and (piece is None or not op.check.matches(piece[0])):
+        if isinstance(op, FromTarget | Member | Copy) and (piece is None or not piece.exact):
             found.append((k, offset))
         offset += wheel_size(op)
     return found
 
 
-def fill(
-    header: PatchHeader, pieces: list[Piece], fetch: RangeFetcher | None
-) -> list[tuple[bytes | memoryview, int, int]]:
+def fill(header: PatchHeader, pieces: list[Made], fetch: RangeFetcher | None) -> list[Piece]:
     """``pieces`` with every member this machine could not re-create fetched from the new wheel and checked."""
     missing = _wanted(header, pieces)
     if missing and fetch is None:
@@ -40,21 +51,21 @@ def fill(
         limit = Budget.for_wheel(header.new.size).expanded
         for (k, _), data in zip(missing, got, strict=True):
             pieces[k] = _checked(header, header.ops[k], pieces[k], bytes(data), limit)
-    return [piece if piece is not None else (b"", 0, 0) for piece in pieces]
+    return [piece if piece is not None else Piece(b"") for piece in pieces]
 
 
-def _checked(header: PatchHeader, op: Op, made: Piece, data: bytes, limit: int) -> tuple[bytes, int, int]:
+def _checked(header: PatchHeader, op: Op, made: Made, data: bytes, limit: int) -> Piece:
     """A fetched member's bytes with its content's CRC-32 and size (those of the content made here, if any)."""
     assert isinstance(op, FromTarget | Member | Copy)
     if not op.check.matches(data):
         raise RangeError(f"the server sent other bytes than {header.new.filename} holds at a member's range")
     if isinstance(op, FromTarget):
-        return data, 0, 0  # like a raw member: its header fields are not toggled
+        return Piece(data)  # like a raw member: its header fields are not toggled
     if made is not None and not (isinstance(op, Member) and op.gz is not None):
-        return data, made[1], made[2]
+        return Piece(data, made.crc, made.size)
     # A gzip member's content (or one whose engine is missing here) is known only from the fetched bytes.
     content = data if op.recipe is None else _inflate(data, limit)
-    return data, zlib.crc32(content), len(content)
+    return Piece(data, zlib.crc32(content), len(content))
 
 
 def _inflate(data: bytes, limit: int) -> bytes:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import abc
+import functools
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -30,6 +32,10 @@ class OldContent(abc.ABC):
     #: True when the old wheel's own compressed bytes are at hand (unchanged members are then copied).
     has_raw: bool = False
 
+    def prepare(self) -> None:
+        """Read and hash what :meth:`check` compares, on another core while the patch's header is parsed."""
+        return None
+
     @abc.abstractmethod
     def check(self, old: WheelRef) -> None:
         """Raise :class:`SourceMismatch` unless this is the old version the patch was made from."""
@@ -49,9 +55,9 @@ class OldContent(abc.ABC):
         """The member's compressed bytes as the old wheel holds them; only where ``has_raw`` is True."""
         raise NotImplementedError(f"{type(self).__name__} has no compressed bytes")
 
-    def record_rows(self) -> dict[str, bytes]:
-        """RECORD rows (as the source blob holds them) known without reading the files; the blob's sha256
-        checks them, and the applier hashes the files instead when one is wrong."""
+    def record_rows(self, sources: Sequence[Source]) -> dict[str, bytes]:
+        """RECORD rows of ``sources`` (as the source blob holds them) known without hashing the files; the blob's
+        sha256 checks them, and the applier hashes the files instead when one is wrong."""
         return {}
 
 
@@ -62,16 +68,20 @@ class WheelSource(OldContent):
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._wheel: WheelFile | None = None
 
-    @property
+    @functools.cached_property
     def wheel(self) -> WheelFile:
-        if self._wheel is None:
-            self._wheel = WheelFile.read(self.path)
-        return self._wheel
+        return WheelFile.read(self.path)
+
+    @functools.cached_property
+    def _sha256(self) -> str:
+        return hashlib.sha256(self.wheel.data).hexdigest()
+
+    def prepare(self) -> None:
+        self._sha256  # noqa: B018 -- computed now, where the caller runs this
 
     def check(self, old: WheelRef) -> None:
-        if hashlib.sha256(self.wheel.data).hexdigest() != old.sha256:
+        if self._sha256 != old.sha256:
             raise SourceMismatch(f"{self.path} is not the wheel the patch was made from ({old.filename})")
 
     def _content(self, source: Source) -> bytes:
@@ -81,7 +91,7 @@ class WheelSource(OldContent):
         member = self._member(source)
         return RawMember(memoryview(self.wheel.data)[member.data_offset : member.data_end], member.crc)
 
-    def record_rows(self) -> dict[str, bytes]:
+    def record_rows(self, sources: Sequence[Source]) -> dict[str, bytes]:
         records = [m for m in self.wheel.layout.members if blob.is_record_name(m.name)]
         return blob.rows_of_record(self.wheel.content(records[0])) if len(records) == 1 else {}
 
@@ -102,6 +112,11 @@ class InstalledSource(OldContent):
 
     def check(self, old: WheelRef) -> None:
         self.distribution.check_version(old.filename)
+
+    def record_rows(self, sources: Sequence[Source]) -> dict[str, bytes]:
+        # A script whose first line the installer rewrote has another sha256 than the wheel's file.
+        rows = {s.name: self.distribution.record_row(s.name) for s in sources if s.first_line is None}
+        return {name: row for name, row in rows.items() if row is not None}
 
     def _content(self, source: Source) -> bytes:
         # An installer rewrites a script's ``#!python`` line to its interpreter's path, of any length.

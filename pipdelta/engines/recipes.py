@@ -41,6 +41,7 @@ class Recipe:
         return f"{self.engine}:{self.level}:{self.mem_level}:{self.strategy}"
 
     @classmethod
+    @functools.lru_cache(maxsize=64)  # a patch names a few recipes, over and over
     def parse(cls, text: str) -> Recipe:
         """Read a recipe id as written in a patch; anything unknown is a format error."""
         parts = text.split(":")

@@ -43,8 +43,9 @@ def build(
 ) -> bytes:
     """Each source's name and a newline, then its (expanded) content if ``in_blob``; then RECORD rows of all.
 
-    ``rows`` are RECORD rows known without reading a source (the old wheel's RECORD): a source missing from
-    ``contents`` must have one.
+    ``rows`` are RECORD rows known without hashing a source (the old wheel's RECORD, or the installed one): a
+    source there is not hashed again (the blob's sha256 checks the rows), and one missing from ``contents``
+    must be there.
     """
     if pool is None:
         with ThreadPoolExecutor() as own:
@@ -56,7 +57,7 @@ def build(
             content = contents[k]
             parts.append(content if source.gz_size is None else gzmember.gunzip(content, source.gz_size))
     known = rows or {}
-    hashed = [k for k, source in enumerate(sources) if k in contents or source.name not in known]
+    hashed = [k for k, source in enumerate(sources) if source.name not in known]
     # hashlib releases the GIL: hash the sources side by side
     names, hashed_contents = [sources[k].name for k in hashed], [contents[k] for k in hashed]
     computed = dict(zip(hashed, pool.map(record_row, names, hashed_contents), strict=True))

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 _LOCAL_FIELDS = 14  # crc32, compressed size, uncompressed size: 12 bytes from here in a local header
 _CENTRAL = struct.Struct("<4s12xIIIHHH8xI")  # signature, crc32, sizes, name/extra/comment lengths, offset
 _CENTRAL_SIGNATURE = b"PK\x01\x02"
+_SIZES = struct.Struct("<III")  # crc32, compressed size, uncompressed size
+_OFFSET = struct.Struct("<I")  # a central directory entry's local header offset
 
 
 @dataclass(frozen=True)
@@ -28,10 +30,9 @@ class Placed:
     usize: int
 
 
-def _xor(data: bytearray, position: int, values: bytes) -> None:
-    end = position + len(values)
-    mixed = int.from_bytes(data[position:end], "little") ^ int.from_bytes(values, "little")
-    data[position:end] = mixed.to_bytes(len(values), "little")
+def _xor(data: bytearray, position: int, crc: int, csize: int, usize: int) -> None:
+    old_crc, old_csize, old_usize = _SIZES.unpack_from(data, position)
+    _SIZES.pack_into(data, position, old_crc ^ crc, old_csize ^ csize, old_usize ^ usize)
 
 
 def toggle(data: bytearray, members: Sequence[Placed], directory: tuple[int, int] | None) -> None:
@@ -39,8 +40,7 @@ def toggle(data: bytearray, members: Sequence[Placed], directory: tuple[int, int
     (start, end) with the values of the members in file order."""
     for member in members:
         if member.header:
-            values = struct.pack("<III", member.crc, member.csize, member.usize)
-            _xor(data, member.start - member.header + _LOCAL_FIELDS, values)
+            _xor(data, member.start - member.header + _LOCAL_FIELDS, member.crc, member.csize, member.usize)
     if directory is None:
         return
     position, end = directory
@@ -50,6 +50,7 @@ def toggle(data: bytearray, members: Sequence[Placed], directory: tuple[int, int
         signature, _, _, _, name, extra, comment, _ = _CENTRAL.unpack_from(data, position)
         if signature != _CENTRAL_SIGNATURE:
             return
-        _xor(data, position + 16, struct.pack("<III", member.crc, member.csize, member.usize))
-        _xor(data, position + 42, struct.pack("<I", (member.start - member.header) & 0xFFFFFFFF))
+        _xor(data, position + 16, member.crc, member.csize, member.usize)
+        (offset,) = _OFFSET.unpack_from(data, position + 42)
+        _OFFSET.pack_into(data, position + 42, offset ^ ((member.start - member.header) & 0xFFFFFFFF))
         position += _CENTRAL.size + name + extra + comment

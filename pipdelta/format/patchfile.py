@@ -8,9 +8,9 @@ import os
 import re
 import struct
 import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path, PurePosixPath
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
@@ -224,12 +224,18 @@ def write_patch(path: Path, header: PatchHeader, payload: bytes) -> None:
     atomic_write(path, [_PREAMBLE.pack(MAGIC, VERSION, len(body)), body, payload])
 
 
-def atomic_write(path: Path, chunks: Sequence[bytes | bytearray | memoryview]) -> None:
+def atomic_write(
+    path: Path, chunks: Sequence[bytes | bytearray | memoryview], ready: Callable[[], None] | None = None
+) -> None:
+    """Write ``chunks`` as ``path``: whole or not at all. ``ready`` runs once they are written, before the file
+    takes its name; if it raises, the file never does (a check that runs while the bytes are written)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as out:
             for chunk in chunks:
                 out.write(chunk)
+        if ready is not None:
+            ready()
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
@@ -336,8 +342,8 @@ def _recipe(value: Any) -> Recipe | None:
 def _parse_source(value: Any) -> Source:
     entry = _list(value, "source entry")
     name = _text(entry[0], "source name")
-    path = PurePosixPath(name)
-    if not name or path.is_absolute() or ".." in path.parts or "\\" in name or ":" in path.parts[0]:
+    parts = [part for part in name.split("/") if part not in ("", ".")]  # as PurePosixPath(name).parts, faster
+    if name.startswith("/") or not parts or ".." in parts or "\\" in name or ":" in parts[0]:
         raise PatchFormatError(f"patch names an unsafe source path {name[:80]!r}")
     extra = _fields(entry[2], "source options") if len(entry) > 2 else {}
     gz_size = _size(extra["gz"], "gzip size") if "gz" in extra else None
@@ -363,7 +369,7 @@ def _parse_checks(value: Any, budget: Budget) -> tuple[Check, ...]:
     return tuple(_check(*_list(entry, "check entry")[:2]) for entry in _list(value, "check", budget.ops))
 
 
-def _parse_op(value: Any, sources: tuple[Source, ...]) -> Op:
+def _parse_op(value: Any, sources: tuple[Source, ...], checks: Iterator[Check]) -> Op:
     def source(value: Any) -> int:
         if type(value) is not int or not 0 <= value < len(sources):
             raise PatchFormatError(f"patch refers to a source that does not exist: {str(value)[:40]!r}")
@@ -378,37 +384,32 @@ def _parse_op(value: Any, sources: tuple[Source, ...]) -> Op:
     if kind == "tgt":
         return FromTarget(_check(entry[1], entry[2]))
     if kind == "copy":
-        return Copy(source(entry[1]), _recipe(entry[2]), _header(entry, 3), check=_UNCHECKED)
+        return Copy(source(entry[1]), _recipe(entry[2]), _header(entry, 3), check=next(checks))
     if kind == "mem":
         recipe, content, header = _recipe(entry[1]), _list(entry[2], "member entry"), _header(entry, 3)
         if content[0] == "src":
-            return Member(recipe, source=source(content[1]), header=header, check=_UNCHECKED)
+            return Member(recipe, source=source(content[1]), header=header, check=next(checks))
         if content[0] == "blob":
-            return Member(recipe, _size(content[1], "member size"), header=header, check=_UNCHECKED)
+            return Member(recipe, _size(content[1], "member size"), header=header, check=next(checks))
         if content[0] == "gz":
             gz = (_size(content[2], "header"), Recipe.parse(_text(content[3], "recipe")))
             inner = source(content[4]) if len(content) > 4 else None
             if inner is not None and (sources[inner].gz_size is None or gz[0] != content[1]):
                 raise PatchFormatError("patch rebuilds a gzip file from a source that is no gzip file")
             return Member(
-                recipe, _size(content[1], "member size"), source=inner, gz=gz, header=header, check=_UNCHECKED
+                recipe, _size(content[1], "member size"), source=inner, gz=gz, header=header, check=next(checks)
             )
     raise PatchFormatError(f"unknown patch operation {str(entry)[:80]!r}")
 
 
-_UNCHECKED = Check(0, "")  # replaced by the op's entry in "checks" before the header is returned
-
-
-def _with_checks(ops: list[Op], checks: tuple[Check, ...]) -> tuple[Op, ...]:
-    """Each ``mem`` and ``copy`` op with its check: "checks" has exactly one per such op, in order."""
-    members = [k for k, op in enumerate(ops) if isinstance(op, Member | Copy)]
-    if len(members) != len(checks):
-        raise PatchFormatError(f"patch has {len(checks):,} member checks for {len(members):,} members")
-    for k, check in zip(members, checks, strict=True):
-        op = ops[k]
-        assert isinstance(op, Member | Copy)
-        ops[k] = replace(op, check=check)
-    return tuple(ops)
+def _parse_ops(value: Any, sources: tuple[Source, ...], checks: tuple[Check, ...], budget: Budget) -> tuple[Op, ...]:
+    """The ops, each ``mem`` and ``copy`` op with its check: "checks" has exactly one per such op, in order."""
+    entries = _list(value, "operation", budget.ops)
+    members = sum(isinstance(entry, list) and entry[:1] in (["mem"], ["copy"]) for entry in entries)
+    if members != len(checks):
+        raise PatchFormatError(f"patch has {len(checks):,} member checks for {members:,} members")
+    each = iter(checks)
+    return tuple(_parse_op(entry, sources, each) for entry in entries)
 
 
 def wheel_size(op: Op) -> int:
@@ -451,8 +452,7 @@ def _parse_header(obj: dict[str, Any], length: int, target: Target | None) -> Pa
     budget = Budget.for_wheel(new.size)
     budget.check(length, budget.header, "bytes of header")
     sources = _parse_sources(obj.get("sources"), budget)
-    parsed = [_parse_op(entry, sources) for entry in _list(obj.get("ops"), "operation", budget.ops)]
-    ops = _with_checks(parsed, _parse_checks(obj.get("checks"), budget))
+    ops = _parse_ops(obj.get("ops"), sources, _parse_checks(obj.get("checks"), budget), budget)
     header = PatchHeader(
         old=_ref(obj.get("old"), "old wheel"),
         new=new,
