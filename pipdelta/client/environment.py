@@ -2,46 +2,30 @@
 
 from __future__ import annotations
 
+import email.message
+import email.parser
 import functools
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from pipdelta.errors import PipdeltaError
 
-# Run in the target interpreter: every distribution with a RECORD, its version, its WHEEL's tags, its requirements.
-_PROBE = """
-import json, sys
-from importlib import metadata
-out = []
-for dist in metadata.distributions():
-    files = dist.files or ()
-    record = [f for f in files if f.name == "RECORD" and f.parent.name.endswith(".dist-info")]
-    if not record:
-        continue
-    try:
-        wheel = (dist.locate_file(record[0]).parent / "WHEEL").read_text(encoding="utf-8")
-    except OSError:
-        wheel = ""
-    tags = [line.split(":", 1)[1].strip() for line in wheel.splitlines() if line.startswith("Tag:")]
-    build = [line.split(":", 1)[1].strip() for line in wheel.splitlines() if line.startswith("Build:")]
-    meta = dist.metadata  # parsed once for all three fields
-    out.append({"name": meta["Name"] or "", "version": meta["Version"] or "", "tags": tags,
-                "build": build[0] if build else None, "requires": meta.get_all("Requires-Dist") or []})
-json.dump(out, sys.stdout)
-"""
-
-_PREFIX_PROBE = "import json, sys; print(json.dumps([sys.prefix, sys.prefix != sys.base_prefix]))"
+# Run in the target interpreter, once: where it is, whether a venv, and where it imports from.
+_PROBE = "import json, sys; print(json.dumps([sys.prefix, sys.prefix != sys.base_prefix, sys.path]))"
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)  # a FIFO never blocks
+METADATA_LIMIT = 16 << 20  # a METADATA file holds the project's long description; the largest on PyPI are a few MB
+WHEEL_LIMIT = 64 << 10  # a WHEEL file is a few lines
 
 
 class PipFailed(PipdeltaError):
@@ -146,29 +130,37 @@ class Environment:
 
     def prefix(self) -> tuple[Path, bool]:
         """This environment's folder (``sys.prefix``, symlinks resolved) and whether it is a virtual environment."""
-        prefix, is_venv = self._probe(_PREFIX_PROBE, "ask {} where it is", timeout=60)
-        return Path(os.path.realpath(prefix)), bool(is_venv)
+        return self._where[0], self._where[1]
 
-    def _probe(self, code: str, what: str, *, timeout: float) -> Any:
-        """What ``code`` run in this interpreter prints, as JSON; PipFailed saying it could not ``what``."""
+    @functools.cached_property
+    def _where(self) -> tuple[Path, bool, tuple[str, ...]]:
+        """The interpreter's answer to the one question pipdelta asks it: prefix, venv or not, ``sys.path``."""
         try:
-            result = subprocess.run([self.python, "-c", code], capture_output=True, text=True, timeout=timeout)
+            result = subprocess.run([self.python, "-c", _PROBE], capture_output=True, text=True, timeout=60)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise PipFailed(f"cannot run {self.python}: {exc}") from None
         if result.returncode != 0:
-            raise PipFailed(f"cannot {what.format(self.python)}: {result.stderr.strip()[-300:]}")
-        return json.loads(result.stdout)
+            raise PipFailed(f"cannot ask {self.python} where it is: {result.stderr.strip()[-300:]}")
+        try:
+            prefix, is_venv, path = json.loads(result.stdout)
+            if not (isinstance(prefix, str) and isinstance(path, list) and all(isinstance(p, str) for p in path)):
+                raise TypeError("not a prefix and a path")
+        except (ValueError, TypeError):
+            raise PipFailed(f"cannot ask {self.python} where it is: it answered {result.stdout[:100]!r}") from None
+        return Path(os.path.realpath(prefix)), bool(is_venv), tuple(path)
 
     def installed(self) -> dict[NormalizedName, Installed]:
-        """Every distribution with a RECORD in this environment, by normalized name."""
+        """Every distribution with a RECORD on this interpreter's ``sys.path``, by normalized name.
+
+        Read here from the ``.dist-info`` folders (no interpreter start-up each time); where a project is
+        found twice, the first on ``sys.path`` counts, as for imports and for pip.
+        """
         out: dict[NormalizedName, Installed] = {}
-        for row in self._probe(_PROBE, "list the distributions of {}", timeout=120):
-            try:
-                version = Version(row["version"])
-            except InvalidVersion:
-                continue  # pip cannot upgrade from a version it cannot parse either
-            name = canonicalize_name(row["name"])
-            out[name] = Installed(name, version, tuple(row["tags"]), row["build"], tuple(row["requires"]))
+        for entry in self._where[2]:
+            for dist_info in _dist_infos(entry or os.curdir):
+                found = _distribution(dist_info)
+                if found is not None and found.name not in out:
+                    out[found.name] = found
         return out
 
 
@@ -210,6 +202,48 @@ class Errors:
 
     def join(self) -> None:
         self._thread.join()
+
+
+def _dist_infos(folder: str) -> list[str]:
+    """The ``.dist-info`` folders directly in ``folder`` (a ``sys.path`` entry), in name order."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # a zip file, a folder gone or unreadable: no wheel-installed distribution there
+        return []
+    wanted = (e.path for e in entries if e.name.lower().endswith(".dist-info") and e.is_dir())
+    return sorted(wanted)
+
+
+def _distribution(dist_info: str) -> Installed | None:
+    """The distribution installed from a wheel with this ``.dist-info`` folder; None if not one pip can upgrade."""
+    if not os.path.isfile(os.path.join(dist_info, "RECORD")):
+        return None
+    metadata = _headers(os.path.join(dist_info, "METADATA"), METADATA_LIMIT)
+    if metadata is None or not metadata.get("Name"):
+        return None
+    try:
+        version = Version(str(metadata.get("Version", "")))
+    except InvalidVersion:
+        return None  # pip cannot upgrade from a version it cannot parse either
+    wheel = _headers(os.path.join(dist_info, "WHEEL"), WHEEL_LIMIT)
+    tags = tuple(map(str, wheel.get_all("Tag") or ())) if wheel is not None else ()
+    build = str(wheel["Build"]) if wheel is not None and wheel["Build"] is not None else None
+    requires = tuple(map(str, metadata.get_all("Requires-Dist") or ()))
+    return Installed(canonicalize_name(str(metadata["Name"])), version, tags, build, requires)
+
+
+def _headers(path: str, limit: int) -> email.message.Message | None:
+    """The header fields of a METADATA or WHEEL file; None when it is not a regular file of at most ``limit`` bytes."""
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as stream:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return None
+        text = stream.read(limit + 1).decode("utf-8", "replace")
+    return email.parser.HeaderParser().parsestr(text)
 
 
 def _in_venv(folder: Path, how: str) -> str:
