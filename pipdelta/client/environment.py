@@ -132,21 +132,37 @@ class Environment:
         """This environment's folder (``sys.prefix``, symlinks resolved) and whether it is a virtual environment."""
         return self._where[0], self._where[1]
 
+    def ask(self) -> Environment:
+        """Start the interpreter on its one question now: it answers while pipdelta goes on (importing, say)."""
+        self._asked.poll()  # started by this first use, answered later
+        return self
+
+    @functools.cached_property
+    def _asked(self) -> subprocess.Popen[str]:
+        try:
+            return subprocess.Popen(
+                [self.python, "-c", _PROBE], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        except OSError as exc:
+            raise PipFailed(f"cannot run {self.python}: {exc}") from None
+
     @functools.cached_property
     def _where(self) -> tuple[Path, bool, tuple[str, ...]]:
         """The interpreter's answer to the one question pipdelta asks it: prefix, venv or not, ``sys.path``."""
         try:
-            result = subprocess.run([self.python, "-c", _PROBE], capture_output=True, text=True, timeout=60)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise PipFailed(f"cannot run {self.python}: {exc}") from None
-        if result.returncode != 0:
-            raise PipFailed(f"cannot ask {self.python} where it is: {result.stderr.strip()[-300:]}")
+            out, err = self._asked.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self._asked.kill()
+            self._asked.communicate()
+            raise PipFailed(f"cannot ask {self.python} where it is: no answer in 60 s") from None
+        if self._asked.returncode != 0:
+            raise PipFailed(f"cannot ask {self.python} where it is: {err.strip()[-300:]}")
         try:
-            prefix, is_venv, path = json.loads(result.stdout)
+            prefix, is_venv, path = json.loads(out)
             if not (isinstance(prefix, str) and isinstance(path, list) and all(isinstance(p, str) for p in path)):
                 raise TypeError("not a prefix and a path")
         except (ValueError, TypeError):
-            raise PipFailed(f"cannot ask {self.python} where it is: it answered {result.stdout[:100]!r}") from None
+            raise PipFailed(f"cannot ask {self.python} where it is: it answered {out[:100]!r}") from None
         return Path(os.path.realpath(prefix)), bool(is_venv), tuple(path)
 
     def installed(self) -> dict[NormalizedName, Installed]:
