@@ -11,8 +11,7 @@ import shutil
 import stat
 import subprocess
 import sys
-import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,22 +74,13 @@ class Environment:
         here = self.installed().get(canonicalize_name("pip"))
         return None if here is None else here.version
 
-    def pip(
-        self,
-        args: Sequence[str],
-        *,
-        capture: bool = True,
-        timeout: float | None = None,
-        env: Mapping[str, str] | None = None,
-        echo: bool = False,
-        ours: bool = False,
-    ) -> str:
+    def pip(self, args: Sequence[str], *, env: Mapping[str, str], quiet: bool, ours: bool = False) -> None:
         """Run pip on this environment with the user's own configuration (index, proxies, certificates).
 
         The pip is the environment's own when it has one (the user's choice of version, and Pythons older
         than pipdelta's pip supports), else (or with ``ours``) the one pipdelta depends on, aimed at it with
-        ``pip --python``. ``env`` adds to (or overrides) the user's variables. With ``echo``, pip's stderr
-        (its warnings and errors) reaches the user whole, as it comes.
+        ``pip --python``. ``env`` adds to (or overrides) the user's variables. pip's stderr (its warnings
+        and errors) reaches the user whole, as it comes; its output too, unless ``quiet``.
         """
         mine = ours or self.own_pip is None
         command = [sys.executable, "-m", "pip"] if mine else [self.python, "-m", "pip"]
@@ -100,33 +90,18 @@ class Environment:
         try:
             process = subprocess.Popen(
                 command,
-                stdout=subprocess.PIPE if capture else None,
+                stdout=subprocess.DEVNULL if quiet else None,
                 stderr=subprocess.PIPE,
                 text=True,
-                env=pip_environment({**os.environ, **(env or {})}),
+                env=pip_environment({**os.environ, **env}),
             )
         except OSError as exc:
             raise PipFailed(f"cannot run pip for {self.python}: {exc}") from None
-        errors = Errors(process, echo)
-        expired = threading.Event()
-
-        def stop() -> None:
-            expired.set()
-            process.kill()
-
-        timer = threading.Timer(timeout or 0, stop)
-        if timeout is not None:
-            timer.start()
-        out = process.stdout.read() if process.stdout is not None else ""
-        process.wait()
-        timer.cancel()
-        errors.join()
-        if expired.is_set():
-            raise PipFailed(f"pip {args[0] if args else ''} for {self.python} took over {timeout} s")
+        with process:
+            assert process.stderr is not None
+            reason = _pass_on(process.stderr)
         if process.returncode != 0:
-            message = errors.reason or f"exit status {process.returncode}"
-            raise PipFailed(f"pip {args[0] if args else ''} failed: {message}")
-        return out or ""
+            raise PipFailed(f"pip {args[0] if args else ''} failed: {reason or f'exit status {process.returncode}'}")
 
     def prefix(self) -> tuple[Path, bool]:
         """This environment's folder (``sys.prefix``, symlinks resolved) and whether it is a virtual environment."""
@@ -189,35 +164,21 @@ def pip_environment(environ: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-class Errors:
-    """pip's stderr, read as it comes (passed on to the user with ``echo``), and the line that says why pip failed."""
+def _pass_on(stderr: Iterable[str]) -> str:
+    """Pass pip's stderr on to the user as it comes; the line that says why pip failed, if it did.
 
-    def __init__(self, process: subprocess.Popen[str], echo: bool) -> None:
-        self.last = ""
-        self.first_error = ""
-        self._echo = echo
-        self._thread = threading.Thread(target=self._read, args=(process,), daemon=True, name="pipdelta-pip-stderr")
-        self._thread.start()
-
-    def _read(self, process: subprocess.Popen[str]) -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            if self._echo:
-                sys.stderr.write(line)
-                sys.stderr.flush()
-            if line.strip():
-                self.last = line.strip()
-                if not self.first_error and self.last.startswith("ERROR:"):
-                    self.first_error = self.last
-
-    @property
-    def reason(self) -> str:
-        """pip's first ``ERROR:`` line says what is wrong ("Cannot install a==2 and b==1 because ..."); its
-        last line, often only where to read about it."""
-        return self.first_error or self.last
-
-    def join(self) -> None:
-        self._thread.join()
+    That is pip's first ``ERROR:`` line ("Cannot install a==2 and b==1 because ..."), else its last line
+    (often only where to read about it).
+    """
+    last = first_error = ""
+    for line in stderr:
+        sys.stderr.write(line)
+        sys.stderr.flush()
+        if line.strip():
+            last = line.strip()
+            if not first_error and last.startswith("ERROR:"):
+                first_error = last
+    return first_error or last
 
 
 def _dist_infos(folder: str) -> list[str]:
