@@ -17,7 +17,7 @@ _ZIP_START = b"PK\x03\x04"
 
 
 def pip_cache_dir(environment: Environment) -> Path | None:
-    """The folder ``pip cache dir`` of the environment's pip would name; None when its cache is off or unknown."""
+    """The HTTP cache folder of the environment's ``pip install``; None when its cache is off or unknown."""
     try:
         return pipconfig.cache_dir(environment.prefix()[0])
     except PipdeltaError:
