@@ -2,46 +2,29 @@
 
 from __future__ import annotations
 
+import email.message
+import email.parser
 import functools
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
-import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from pipdelta.errors import PipdeltaError
 
-# Run in the target interpreter: every distribution with a RECORD, its version, its WHEEL's tags, its requirements.
-_PROBE = """
-import json, sys
-from importlib import metadata
-out = []
-for dist in metadata.distributions():
-    files = dist.files or ()
-    record = [f for f in files if f.name == "RECORD" and f.parent.name.endswith(".dist-info")]
-    if not record:
-        continue
-    try:
-        wheel = (dist.locate_file(record[0]).parent / "WHEEL").read_text(encoding="utf-8")
-    except OSError:
-        wheel = ""
-    tags = [line.split(":", 1)[1].strip() for line in wheel.splitlines() if line.startswith("Tag:")]
-    build = [line.split(":", 1)[1].strip() for line in wheel.splitlines() if line.startswith("Build:")]
-    meta = dist.metadata  # parsed once for all three fields
-    out.append({"name": meta["Name"] or "", "version": meta["Version"] or "", "tags": tags,
-                "build": build[0] if build else None, "requires": meta.get_all("Requires-Dist") or []})
-json.dump(out, sys.stdout)
-"""
-
-_PREFIX_PROBE = "import json, sys; print(json.dumps([sys.prefix, sys.prefix != sys.base_prefix]))"
+# Run in the target interpreter, once: where it is, whether a venv, and where it imports from.
+_PROBE = "import json, sys; print(json.dumps([sys.prefix, sys.prefix != sys.base_prefix, sys.path]))"
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)  # a FIFO never blocks
+METADATA_LIMIT = 16 << 20  # a METADATA file holds the project's long description; the largest on PyPI are a few MB
+WHEEL_LIMIT = 64 << 10  # a WHEEL file is a few lines
 
 
 class PipFailed(PipdeltaError):
@@ -91,22 +74,13 @@ class Environment:
         here = self.installed().get(canonicalize_name("pip"))
         return None if here is None else here.version
 
-    def pip(
-        self,
-        args: Sequence[str],
-        *,
-        capture: bool = True,
-        timeout: float | None = None,
-        env: Mapping[str, str] | None = None,
-        echo: bool = False,
-        ours: bool = False,
-    ) -> str:
+    def pip(self, args: Sequence[str], *, env: Mapping[str, str], quiet: bool, ours: bool = False) -> None:
         """Run pip on this environment with the user's own configuration (index, proxies, certificates).
 
         The pip is the environment's own when it has one (the user's choice of version, and Pythons older
         than pipdelta's pip supports), else (or with ``ours``) the one pipdelta depends on, aimed at it with
-        ``pip --python``. ``env`` adds to (or overrides) the user's variables. With ``echo``, pip's stderr
-        (its warnings and errors) reaches the user whole, as it comes.
+        ``pip --python``. ``env`` adds to (or overrides) the user's variables. pip's stderr (its warnings
+        and errors) reaches the user whole, as it comes; its output too, unless ``quiet``.
         """
         mine = ours or self.own_pip is None
         command = [sys.executable, "-m", "pip"] if mine else [self.python, "-m", "pip"]
@@ -116,59 +90,68 @@ class Environment:
         try:
             process = subprocess.Popen(
                 command,
-                stdout=subprocess.PIPE if capture else None,
+                stdout=subprocess.DEVNULL if quiet else None,
                 stderr=subprocess.PIPE,
                 text=True,
-                env=pip_environment({**os.environ, **(env or {})}),
+                env=pip_environment({**os.environ, **env}),
             )
         except OSError as exc:
             raise PipFailed(f"cannot run pip for {self.python}: {exc}") from None
-        errors = Errors(process, echo)
-        expired = threading.Event()
-
-        def stop() -> None:
-            expired.set()
-            process.kill()
-
-        timer = threading.Timer(timeout or 0, stop)
-        if timeout is not None:
-            timer.start()
-        out = process.stdout.read() if process.stdout is not None else ""
-        process.wait()
-        timer.cancel()
-        errors.join()
-        if expired.is_set():
-            raise PipFailed(f"pip {args[0] if args else ''} for {self.python} took over {timeout} s")
+        with process:
+            assert process.stderr is not None
+            reason = _pass_on(process.stderr)
         if process.returncode != 0:
-            message = errors.reason or f"exit status {process.returncode}"
-            raise PipFailed(f"pip {args[0] if args else ''} failed: {message}")
-        return out or ""
+            raise PipFailed(f"pip {args[0] if args else ''} failed: {reason or f'exit status {process.returncode}'}")
 
     def prefix(self) -> tuple[Path, bool]:
         """This environment's folder (``sys.prefix``, symlinks resolved) and whether it is a virtual environment."""
-        prefix, is_venv = self._probe(_PREFIX_PROBE, "ask {} where it is", timeout=60)
-        return Path(os.path.realpath(prefix)), bool(is_venv)
+        return self._where[0], self._where[1]
 
-    def _probe(self, code: str, what: str, *, timeout: float) -> Any:
-        """What ``code`` run in this interpreter prints, as JSON; PipFailed saying it could not ``what``."""
+    def ask(self) -> Environment:
+        """Start the interpreter on its one question now: it answers while pipdelta goes on (importing, say)."""
+        self._asked.poll()  # started by this first use, answered later
+        return self
+
+    @functools.cached_property
+    def _asked(self) -> subprocess.Popen[str]:
         try:
-            result = subprocess.run([self.python, "-c", code], capture_output=True, text=True, timeout=timeout)
-        except (OSError, subprocess.TimeoutExpired) as exc:
+            return subprocess.Popen(
+                [self.python, "-c", _PROBE], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        except OSError as exc:
             raise PipFailed(f"cannot run {self.python}: {exc}") from None
-        if result.returncode != 0:
-            raise PipFailed(f"cannot {what.format(self.python)}: {result.stderr.strip()[-300:]}")
-        return json.loads(result.stdout)
+
+    @functools.cached_property
+    def _where(self) -> tuple[Path, bool, tuple[str, ...]]:
+        """The interpreter's answer to the one question pipdelta asks it: prefix, venv or not, ``sys.path``."""
+        try:
+            out, err = self._asked.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self._asked.kill()
+            self._asked.communicate()
+            raise PipFailed(f"cannot ask {self.python} where it is: no answer in 60 s") from None
+        if self._asked.returncode != 0:
+            raise PipFailed(f"cannot ask {self.python} where it is: {err.strip()[-300:]}")
+        try:
+            prefix, is_venv, path = json.loads(out)
+            if not (isinstance(prefix, str) and isinstance(path, list) and all(isinstance(p, str) for p in path)):
+                raise TypeError("not a prefix and a path")
+        except (ValueError, TypeError):
+            raise PipFailed(f"cannot ask {self.python} where it is: it answered {out[:100]!r}") from None
+        return Path(os.path.realpath(prefix)), bool(is_venv), tuple(path)
 
     def installed(self) -> dict[NormalizedName, Installed]:
-        """Every distribution with a RECORD in this environment, by normalized name."""
+        """Every distribution with a RECORD on this interpreter's ``sys.path``, by normalized name.
+
+        Read here from the ``.dist-info`` folders (no interpreter start-up each time); where a project is
+        found twice, the first on ``sys.path`` counts, as for imports and for pip.
+        """
         out: dict[NormalizedName, Installed] = {}
-        for row in self._probe(_PROBE, "list the distributions of {}", timeout=120):
-            try:
-                version = Version(row["version"])
-            except InvalidVersion:
-                continue  # pip cannot upgrade from a version it cannot parse either
-            name = canonicalize_name(row["name"])
-            out[name] = Installed(name, version, tuple(row["tags"]), row["build"], tuple(row["requires"]))
+        for entry in self._where[2]:
+            for dist_info in _dist_infos(entry or os.curdir):
+                found = _distribution(dist_info)
+                if found is not None and found.name not in out:
+                    out[found.name] = found
         return out
 
 
@@ -181,35 +164,63 @@ def pip_environment(environ: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-class Errors:
-    """pip's stderr, read as it comes (passed on to the user with ``echo``), and the line that says why pip failed."""
+def _pass_on(stderr: Iterable[str]) -> str:
+    """Pass pip's stderr on to the user as it comes; the line that says why pip failed, if it did.
 
-    def __init__(self, process: subprocess.Popen[str], echo: bool) -> None:
-        self.last = ""
-        self.first_error = ""
-        self._echo = echo
-        self._thread = threading.Thread(target=self._read, args=(process,), daemon=True, name="pipdelta-pip-stderr")
-        self._thread.start()
+    That is pip's first ``ERROR:`` line ("Cannot install a==2 and b==1 because ..."), else its last line
+    (often only where to read about it).
+    """
+    last = first_error = ""
+    for line in stderr:
+        sys.stderr.write(line)
+        sys.stderr.flush()
+        if line.strip():
+            last = line.strip()
+            if not first_error and last.startswith("ERROR:"):
+                first_error = last
+    return first_error or last
 
-    def _read(self, process: subprocess.Popen[str]) -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            if self._echo:
-                sys.stderr.write(line)
-                sys.stderr.flush()
-            if line.strip():
-                self.last = line.strip()
-                if not self.first_error and self.last.startswith("ERROR:"):
-                    self.first_error = self.last
 
-    @property
-    def reason(self) -> str:
-        """pip's first ``ERROR:`` line says what is wrong ("Cannot install a==2 and b==1 because ..."); its
-        last line, often only where to read about it."""
-        return self.first_error or self.last
+def _dist_infos(folder: str) -> list[str]:
+    """The ``.dist-info`` folders directly in ``folder`` (a ``sys.path`` entry), in name order."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # a zip file, a folder gone or unreadable: no wheel-installed distribution there
+        return []
+    wanted = (e.path for e in entries if e.name.lower().endswith(".dist-info") and e.is_dir())
+    return sorted(wanted)
 
-    def join(self) -> None:
-        self._thread.join()
+
+def _distribution(dist_info: str) -> Installed | None:
+    """The distribution installed from a wheel with this ``.dist-info`` folder; None if not one pip can upgrade."""
+    if not os.path.isfile(os.path.join(dist_info, "RECORD")):
+        return None
+    metadata = _headers(os.path.join(dist_info, "METADATA"), METADATA_LIMIT)
+    if metadata is None or not metadata.get("Name"):
+        return None
+    try:
+        version = Version(str(metadata.get("Version", "")))
+    except InvalidVersion:
+        return None  # pip cannot upgrade from a version it cannot parse either
+    wheel = _headers(os.path.join(dist_info, "WHEEL"), WHEEL_LIMIT)
+    tags = tuple(map(str, wheel.get_all("Tag") or ())) if wheel is not None else ()
+    build = str(wheel["Build"]) if wheel is not None and wheel["Build"] is not None else None
+    requires = tuple(map(str, metadata.get_all("Requires-Dist") or ()))
+    return Installed(canonicalize_name(str(metadata["Name"])), version, tags, build, requires)
+
+
+def _headers(path: str, limit: int) -> email.message.Message | None:
+    """The header fields of a METADATA or WHEEL file; None when it is not a regular file of at most ``limit`` bytes."""
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as stream:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return None
+        text = stream.read(limit + 1).decode("utf-8", "replace")
+    return email.parser.HeaderParser().parsestr(text)
 
 
 def _in_venv(folder: Path, how: str) -> str:

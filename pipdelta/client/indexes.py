@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from pipdelta.client import pipconfig
 from pipdelta.client.environment import Environment
 
 PYPI = "https://pypi.org/simple/"
-_RANK = {"global": 0, "install": 1, ":env:": 2}  # pip: variables over the install section over global
 
 
 @dataclass(frozen=True)
@@ -29,20 +28,10 @@ class Indexes:
 
 
 def from_pip(environment: Environment) -> Indexes:
-    """``index-url`` and ``extra-index-url`` as pip would use them (``pip config list`` sees files and variables)."""
-    found: dict[str, tuple[int, str]] = {}
-    for line in environment.pip(["config", "list"], timeout=60).splitlines():
-        key, _, value = line.partition("=")
-        section, _, option = key.rpartition(".")
-        if option in ("index-url", "extra-index-url") and section in _RANK:
-            try:
-                text = str(ast.literal_eval(value))
-            except (ValueError, SyntaxError):
-                continue
-            if _RANK[section] >= found.get(option, (-1, ""))[0]:
-                found[option] = (_RANK[section], text)
-    primary = found.get("index-url", (0, PYPI))[1]
-    return Indexes(_unique([primary, *found.get("extra-index-url", (0, ""))[1].split()]))
+    """``index-url`` and ``extra-index-url`` as the environment's ``pip install`` would use them."""
+    chosen = pipconfig.options(environment.prefix()[0])
+    primary = chosen.get("index-url") or PYPI
+    return Indexes(_unique([primary, *chosen.get("extra-index-url", "").split()]))
 
 
 def with_options(indexes: Indexes, options: Sequence[str]) -> tuple[Indexes, list[str]]:

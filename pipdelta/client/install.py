@@ -97,7 +97,7 @@ def install(
             *(["--quiet"] if quiet else []),
         ]
         try:
-            environment.pip([*args, *request.pip_args()], capture=quiet, env=env, echo=True, ours=dry_run)
+            environment.pip([*args, *request.pip_args()], env=env, quiet=quiet, ours=dry_run)
         except PipFailed as exc:
             return PipRun([], exc)
         if not reports:

@@ -7,7 +7,9 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipdelta.client.environment import Environment, PipFailed
+from pipdelta.client import pipconfig
+from pipdelta.client.environment import Environment
+from pipdelta.errors import PipdeltaError
 
 # A legacy (``http/``) entry is the body plus cachecontrol's serialized headers; these are a few KB.
 _HEADERS_MAX = 64 << 10
@@ -15,12 +17,11 @@ _ZIP_START = b"PK\x03\x04"
 
 
 def pip_cache_dir(environment: Environment) -> Path | None:
-    """``pip cache dir`` of the environment's pip, or None when its cache is disabled."""
+    """The HTTP cache folder of the environment's ``pip install``; None when its cache is off or unknown."""
     try:
-        out = environment.pip(["cache", "dir"], timeout=60).strip()
-    except PipFailed:
+        return pipconfig.cache_dir(environment.prefix()[0])
+    except PipdeltaError:
         return None
-    return Path(out) if out else None
 
 
 def find_wheel(cache_dir: Path, size: int, sha256: str) -> bytes | None:

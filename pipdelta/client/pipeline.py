@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from packaging.utils import NormalizedName, canonicalize_name
@@ -36,12 +35,10 @@ def run(
     """
     began = time.perf_counter()
     with contextlib.ExitStack() as stack:
-        # pip starts up to tell its index configuration while the environment is locked and listed
-        pip_config = stack.enter_context(ThreadPoolExecutor(max_workers=1)).submit(indexes.from_pip, environment)
         if not dry_run:
             stack.enter_context(locks.environment(environment, settings.cache_dir))
         before = environment.installed()
-        configured, options = indexes.with_options(pip_config.result(), request.options)
+        configured, options = indexes.with_options(indexes.from_pip(environment), request.options)
         request = replace(request, options=tuple(options))
         upstreams = [Upstream.parse(url) for url in configured.upstream]
         with local_index(upstreams, settings, environment, plan_only=dry_run) as local:

@@ -7,14 +7,15 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from pipdelta import __version__
 from pipdelta.errors import PipdeltaError
+
+if TYPE_CHECKING:  # rich is imported where a table is drawn: a quiet run never pays for it
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
 
 DELTA, CHAIN, FULL = "delta", "chain", "full"
 #: a run's status: pip installed every package, some not, pip failed, nothing was to do, or only planned
@@ -87,6 +88,9 @@ def totals(outcomes: Sequence[Outcome]) -> Totals:
 
 
 def table(outcomes: Sequence[Outcome], *, title: str = "pipdelta", planned_only: bool = False) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     grid = Table(title=title, title_justify="left")
     for column in ("package", "old → new", "full", "downloaded", "saved", "how"):
         grid.add_column(column, justify="right" if column in ("full", "downloaded", "saved") else "left")

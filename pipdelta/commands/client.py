@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,8 @@ from pipdelta.errors import UsageError
 WIDE = 200  # columns for the table when not on a terminal: wide enough for every column, never padded
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from pipdelta.client.config import Settings
 
 
@@ -29,28 +32,30 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _run(args: argparse.Namespace, requirements: list[str], files: list[Path], upgrade: bool) -> int:
-    from pipdelta.client import pipeline, report
     from pipdelta.client.environment import Environment
-    from pipdelta.client.install import Request
 
     settings = _settings(args)
     for path in files:
         if not path.is_file():
             raise UsageError(f"requirements file {path} does not exist")
-    out, err = _consoles(args)
+    environment = Environment.of(args.python).ask()  # it answers while the rest of pipdelta is imported
+    from pipdelta.client import pipeline, report
+    from pipdelta.client.install import Request
+
+    consoles = Consoles(args)
     result = pipeline.run(
-        Environment.of(args.python),
+        environment,
         Request(tuple(requirements), tuple(files), upgrade, args.no_deps, tuple(args.pip_options)),
         settings,
         dry_run=args.dry_run,
-        quiet=args.quiet or not err.is_terminal,
-        warn=lambda line: _warn(err, line),
+        quiet=args.quiet or not consoles.err.is_terminal,
+        warn=consoles.warn,
     )
     if not result.outcomes and result.error is None:
-        out.print("Nothing to do: pip would install nothing.", highlight=False)
+        consoles.out.print("Nothing to do: pip would install nothing.", highlight=False)
     elif not args.quiet:
         title = "pipdelta plan (dry run: nothing downloaded or installed)" if args.dry_run else "pipdelta"
-        report.show(result, out, title=title)
+        report.show(result, consoles.out, title=title)
     if args.json is not None:
         report.write_json(args.json, result)
     if result.error is not None:
@@ -58,21 +63,32 @@ def _run(args: argparse.Namespace, requirements: list[str], files: list[Path], u
     return 0
 
 
-def _consoles(args: argparse.Namespace) -> tuple[Any, Any]:
-    """Where the table goes (stderr when ``--json -`` takes stdout) and where warnings go; never cut to 80
-    columns when not a terminal (a CI log keeps every column)."""
+class Consoles:
+    """Where the table goes (stderr when ``--json -`` takes stdout) and where warnings go, made when first used
+    (a quiet run never imports rich); never cut to 80 columns when not a terminal (a CI log keeps every column)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self._table_on_stderr = str(args.json) == "-"
+
+    @functools.cached_property
+    def err(self) -> Console:
+        return _console(stderr=True)
+
+    @functools.cached_property
+    def out(self) -> Console:
+        return self.err if self._table_on_stderr else _console(stderr=False)
+
+    def warn(self, line: str) -> None:
+        self.err.print(f"[yellow]pipdelta: warning:[/] {line}", highlight=False, soft_wrap=True)
+
+
+def _console(*, stderr: bool) -> Console:
     from rich.console import Console
 
-    err = Console(stderr=True)
-    out = err if str(args.json) == "-" else Console()
-    for console in {id(out): out, id(err): err}.values():
-        if not console.is_terminal:
-            console.width = WIDE
-    return out, err
-
-
-def _warn(console: Any, line: str) -> None:
-    console.print(f"[yellow]pipdelta: warning:[/] {line}", highlight=False, soft_wrap=True)
+    console = Console(stderr=stderr)
+    if not console.is_terminal:
+        console.width = WIDE
+    return console
 
 
 def _command(args: argparse.Namespace) -> int:
@@ -80,19 +96,20 @@ def _command(args: argparse.Namespace) -> int:
     import subprocess
     import time
 
-    from pipdelta.client import indexes, report
     from pipdelta.client.environment import Environment
-    from pipdelta.proxy.local import local_index
-    from pipdelta.proxy.upstreams import Upstream
 
     command = args.command_line[1:] if args.command_line[:1] == ["--"] else args.command_line
     if not command:
         raise UsageError("nothing to run: pipdelta run [options] -- COMMAND...")
     began = time.perf_counter()
     settings = _settings(args)
-    environment = Environment.of(args.python)
+    environment = Environment.of(args.python).ask()  # it answers while the rest of pipdelta is imported
+    from pipdelta.client import indexes, report
+    from pipdelta.proxy.local import local_index
+    from pipdelta.proxy.upstreams import Upstream
+
     configured = indexes.with_uv(indexes.from_pip(environment), os.environ)
-    _, err = _consoles(args)
+    consoles = Consoles(args)
     with local_index([Upstream.parse(u) for u in configured.upstream], settings, environment) as local:
         env = {**os.environ, **indexes.installer_environment(local.urls, configured.local)}
         try:
@@ -101,10 +118,10 @@ def _command(args: argparse.Namespace) -> int:
             raise UsageError(f"cannot run {command[0]}: {exc.strerror or exc}") from None
         result = local.report(report.INSTALLED if status == 0 else report.FAILED)
     for line in result.warnings:
-        _warn(err, line)
+        consoles.warn(line)
     result.timings = {"total": round(time.perf_counter() - began, 3)}
     if result.outcomes and not args.quiet:
-        report.show(result, err)
+        report.show(result, consoles.err)
     if args.json is not None:
         report.write_json(args.json, result)
     return status
@@ -134,11 +151,11 @@ def _proxy(args: argparse.Namespace) -> int:
             print(f"export {name}='{value}'", flush=True)
         stop.wait()
         result = local.report(report.INSTALLED)
-    _, err = _consoles(args)
+    consoles = Consoles(args)
     for line in result.warnings:
-        _warn(err, line)
+        consoles.warn(line)
     if result.outcomes:
-        report.show(result, err)
+        report.show(result, consoles.err)
     if args.json is not None:
         report.write_json(args.json, result)
     return 0
