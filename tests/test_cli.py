@@ -62,3 +62,16 @@ def test_usage_errors_exit_2(capsys) -> None:  # type: ignore[no-untyped-def]
 def test_engines_self_test_passes_here() -> None:
     result = run("engines")
     assert result.returncode == 0 and "zlib:6:8:0" in result.stdout and "DIFFERS" not in result.stdout
+
+
+def test_the_command_line_starts_without_the_applier_and_the_maker() -> None:
+    """Every command, `--help` too, imports the package: its public names wait until they are used."""
+    heavy = "('pipdelta.apply', 'pipdelta.make')"
+    code = f"import sys, pipdelta.cli; print([m for m in sys.modules if m.startswith({heavy})])"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
+
+
+def test_every_public_name_resolves() -> None:
+    import pipdelta
+
+    assert all(callable(getattr(pipdelta, name)) for name in pipdelta.__all__ if name != "__version__")
