@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import site
 import socket
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from simpleindex import SimpleIndex, serving
 from venvs import isolated_env
 from wheelfactory import build_wheel
 
+import pipdelta
 from pipdelta.cli import main
 from pipdelta.client.config import load
 from pipdelta.client.environment import Environment
@@ -60,7 +62,10 @@ def test_a_tool_install_acts_on_the_activated_venv(
 ) -> None:
     """pipdelta in its own venv (as pipx or ``uv tool`` install it), run from a shell where a venv is activated."""
     tool = runner / "tool"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(tool)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tool)], check=True)
+    # pipdelta and what it needs, as a tool install has them: this test run's own (a tox venv, or the checkout).
+    here = [str(Path(pipdelta.__file__).parent.parent), *site.getsitepackages()]
+    (next(tool.glob("lib/python*/site-packages")) / "pipdelta-tool.pth").write_text("\n".join(here) + "\n")
     target = fresh_venv(old_venv, runner / "project-venv")
     env = {**os.environ, "VIRTUAL_ENV": str(target.parent.parent), "PATH": f"{target.parent}:{os.environ['PATH']}"}
     command = [tool / "bin/python", "-m", "pipdelta", "upgrade", "alpha==1.1", "--delta-index", deltas, "-q"]
