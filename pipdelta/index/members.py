@@ -73,6 +73,12 @@ class Members:
                 size, count = size + length, count + members
         return size, count
 
+    def deflated(self, *, installed: bool) -> int:
+        """Compressed bytes of the new wheel a rebuild deflates again (``installed``: from installed files, where
+        copied members are deflated too): most of a rebuild's work, so what rebuilds are ordered by."""
+        shares = [*self.remade, *(self.copied if installed else ())]
+        return sum(length for key, length, _ in shares if key != OLD_WHEEL)
+
     def ranges_cost(self, exact: Exact, *, installed: bool, per_request: int) -> int:
         """Bytes on the wire for what :meth:`missing` gives: each member a part, ``per_request`` parts a request."""
         size, parts = self.missing(exact, installed=installed)

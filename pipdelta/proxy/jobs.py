@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import heapq
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from packaging.utils import NormalizedName, parse_wheel_filename
 from packaging.version import Version
@@ -24,10 +24,14 @@ from pipdelta.errors import PipdeltaError
 from pipdelta.format.patchfile import Target as Wanted
 from pipdelta.index.model import DeltaEntry
 from pipdelta.proxy.finders import OldVersions, best_start, open_source
+from pipdelta.proxy.lanes import Lane
 from pipdelta.proxy.timing import Meter
 from pipdelta.proxy.upstreams import Upstream
 
 NO_HASH = "the index publishes no sha256 to verify a rebuilt wheel against"
+# Queries and patch downloads at once: they wait on the network, so a few more than the cores rebuilding.
+FETCHERS = 4
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -66,8 +70,23 @@ class Context:
     plan_only: bool = False  # ``--dry-run``: decide and check the source, download no patch
 
 
+@dataclass(frozen=True)
+class Work:
+    """A rebuild ready to run: its patches are here, its old version is open, and ``cost`` says how long it takes."""
+
+    patches: Sequence[DeltaEntry]
+    data: Sequence[bytes]
+    source: OldContent
+    full: int
+    cost: int  # compressed bytes the rebuild deflates again
+
+
 class Job:
-    """One target's rebuild; ``done`` is set when ``path`` holds the verified wheel or ``outcome`` says why not."""
+    """One target's rebuild; ``done`` is set when ``path`` holds the verified wheel or ``outcome`` says why not.
+
+    It runs in two steps on two kinds of thread: :meth:`fetch` (the old version, the delta index's offer, the
+    patches: waiting on the network) and :meth:`rebuild` (the apply: the CPU).
+    """
 
     def __init__(self, target: Target) -> None:
         self.target = target
@@ -77,27 +96,39 @@ class Job:
         self.failed = False  # something went wrong (not merely "no patch here"): worth a warning
         self.done = threading.Event()
 
-    def run(self, context: Context) -> None:
+    def fetch(self, context: Context) -> Work | None:
+        """Everything before the apply; None (and the job done) when there is nothing to rebuild."""
+        work = self._guarded(lambda: self._fetch(context))
+        if work is None:
+            self.done.set()
+        return work
+
+    def rebuild(self, context: Context, work: Work) -> None:
         try:
-            self._run(context)
+            self._guarded(lambda: self._rebuild(context, work))
+        finally:
+            self.done.set()
+
+    def _guarded(self, step: Callable[[], _T]) -> _T | None:
+        try:
+            return step()
         except PipdeltaError as exc:
             self.failed = True
             self.outcome.fall_back(str(exc), self.fetched)
         except Exception as exc:  # a bug must cost a full download, never the installer's run
             self.failed = True
             self.outcome.fall_back(f"internal error: {type(exc).__name__}: {exc}", self.fetched)
-        finally:
-            self.done.set()
+        return None
 
-    def _run(self, context: Context) -> None:
+    def _fetch(self, context: Context) -> Work | None:
         target, outcome = self.target, self.outcome
         if target.sha256 is None:
             outcome.reason = NO_HASH
-            return
+            return None
         start = best_start(context.finders, target.name, target.version, target.tags)
         if start is None:
             outcome.reason = "no older version here"
-            return
+            return None
         outcome.old = str(start.version)
         try:
             offer = context.delta_index.offers({start.name: start}, {start.name: Goal(target.version, target.sha256)})
@@ -107,12 +138,12 @@ class Job:
         if found is None or not found.patches:
             outcome.fall_back(found.reason if found else "the delta index did not answer for this project")
             outcome.full_size = outcome.full_size or (found.full_size if found else None)
-            return
+            return None
         full = found.full_size or target.size or 0
         outcome.full_size = full
         if not context.meter.pays(found.bytes, full):
             outcome.fall_back("a full download is faster on this link")
-            return
+            return None
         try:
             source, outcome.source = open_source(context.finders, found.patches[0])
         except PipdeltaError as exc:
@@ -120,22 +151,14 @@ class Job:
         outcome.method = DELTA if len(found.patches) == 1 else CHAIN
         outcome.downloaded = found.bytes
         if context.plan_only:
-            return
-        data = self._fetch(context, found.patches)
+            return None
+        data = self._download(context, found.patches)
         if not context.meter.pays(0, full, installed=not source.has_raw):  # a link faster than a rebuild: stream
             outcome.fall_back("a full download is faster on this link", self.fetched)
-            return
-        upstream = context.upstreams[target.index]
-        ranges = RangeClient(
-            target.url, size=full or None, pool=context.http.pool(target.url), headers=upstream.headers(target.url)
-        )
-        try:
-            self.path = _rebuild(target, found.patches, data, source, context.cache, ranges)
-        finally:
-            self.fetched += ranges.received
-        outcome.downloaded = self.fetched
+            return None
+        return Work(found.patches, data, source, full, _cost(found.patches, installed=not source.has_raw))
 
-    def _fetch(self, context: Context, patches: Sequence[DeltaEntry]) -> list[bytes]:
+    def _download(self, context: Context, patches: Sequence[DeltaEntry]) -> list[bytes]:
         def advance(n: int) -> None:
             self.fetched += n
 
@@ -153,8 +176,29 @@ class Job:
             context.meter.downloaded(patch.size, time.perf_counter() - began)
         return out
 
+    def _rebuild(self, context: Context, work: Work) -> None:
+        target = self.target
+        upstream = context.upstreams[target.index]
+        ranges = RangeClient(
+            target.url, size=work.full or None, pool=context.http.pool(target.url), headers=upstream.headers(target.url)
+        )
+        try:
+            self.path = _apply(target, work.patches, work.data, work.source, context.cache, ranges)
+        finally:
+            self.fetched += ranges.received
+        self.outcome.downloaded = self.fetched
 
-def _rebuild(
+
+def _cost(patches: Sequence[DeltaEntry], *, installed: bool) -> int:
+    """The compressed bytes the steps deflate again (from installed files, the first step deflates its copies
+    too), as their index entries publish them; a step without figures counts its whole wheel."""
+    return sum(
+        p.new.size if p.members is None else p.members.deflated(installed=installed and k == 0)
+        for k, p in enumerate(patches)
+    )
+
+
+def _apply(
     target: Target,
     patches: Sequence[DeltaEntry],
     data: Sequence[bytes],
@@ -185,47 +229,44 @@ def _rebuild(
 
 
 class Rebuilds:
-    """The jobs of one local index, by upstream URL; each runs once, several at a time, the largest wheel first.
+    """The jobs of one local index, by upstream URL; each runs once, several at a time.
 
-    Installers wait for every wheel before they install, so the run ends with the last rebuild: starting the
-    long ones first (rather than in the order the installer read their metadata) ends it soonest.
+    Fetching (the delta index, the patches) and rebuilding (the CPU) are separate lanes, so that downloads go on
+    while every core rebuilds. Installers wait for every wheel before they install, so the run ends with the last
+    rebuild: the lanes take the largest wheel first and the costliest rebuild first (rather than the order the
+    installer read their metadata in), which ends it soonest.
     """
 
-    def __init__(self, context: Context, workers: int) -> None:
+    def __init__(self, context: Context, workers: int, fetchers: int = FETCHERS) -> None:
         self.context = context
         self._jobs: dict[str, Job] = {}
-        self._queue: list[tuple[int, int, Job]] = []  # (-size, arrival, job): a heap, the largest first
-        self._ready = threading.Condition()
-        self._closed = False
-        for number in range(workers):
-            threading.Thread(target=self._work, daemon=True, name=f"pipdelta-rebuild-{number}").start()
+        self._lock = threading.Lock()
+        self._rebuilding: Lane[tuple[Job, Work]] = Lane("rebuild", workers, self._rebuild)
+        self._fetching: Lane[Job] = Lane("fetch", fetchers, self._fetch)
 
     def start(self, target: Target) -> Job:
         """The job for ``target``, queued now unless it already was."""
-        with self._ready:
+        with self._lock:
             job = self._jobs.get(target.url)
             if job is None:
                 job = self._jobs[target.url] = Job(target)
-                heapq.heappush(self._queue, (-(target.size or 0), len(self._jobs), job))
-                self._ready.notify()
+                self._fetching.put(target.size or 0, job)
             return job
 
-    def _work(self) -> None:
-        while True:
-            with self._ready:
-                while not self._queue and not self._closed:
-                    self._ready.wait()
-                if self._closed:
-                    return
-                job = heapq.heappop(self._queue)[2]
-            job.run(self.context)
+    def _fetch(self, job: Job) -> None:
+        work = job.fetch(self.context)
+        if work is not None:
+            self._rebuilding.put(work.cost, (job, work))
+
+    def _rebuild(self, item: tuple[Job, Work]) -> None:
+        job, work = item
+        job.rebuild(self.context, work)
 
     def get(self, url: str) -> Job | None:
-        with self._ready:
+        with self._lock:
             return self._jobs.get(url)
 
     def close(self) -> None:
         """Start no more jobs (those running finish in their daemon threads)."""
-        with self._ready:
-            self._closed = True
-            self._ready.notify_all()
+        self._fetching.close()
+        self._rebuilding.close()
