@@ -40,6 +40,7 @@ class SimpleIndex:
         self.break_once: set[str] = set()  # files whose next download stops halfway (the connection drops)
         self.errors: dict[str, int] = {}  # a project or file name -> the HTTP error status it is answered with
         self.downloads: Counter[str] = Counter()
+        self.pages: Counter[str] = Counter()  # project pages served, by project
         self.ranges = 0  # byte ranges answered in multipart requests
         self.authorizations: list[str] = []
         self.lock = threading.Lock()
@@ -127,6 +128,8 @@ def serving(index: SimpleIndex) -> Iterator[str]:
                 return
             found: tuple[str, bytes] | None = None
             if len(parts) == 2 and parts[0] == "simple":
+                with index.lock:
+                    index.pages[parts[1]] += 1
                 found = index.page(parts[1])
             elif len(parts) == 2 and parts[0] == "files" and parts[1].endswith(".metadata"):
                 data = index.metadata_file(parts[1].removesuffix(".metadata"))

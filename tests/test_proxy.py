@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import module_text
 from httpclient import request
+from packaging.requirements import Requirement
 from simpleindex import SimpleIndex, serving
 from venvs import isolated_env
 from wheelfactory import build_wheel
@@ -200,6 +201,36 @@ def test_two_installer_runs_at_once_through_one_local_index(
     installed(other / "bin/python", wheels, "alpha", "1.1")
     assert rows["alpha"].method == "delta"
     assert upstream.downloads["alpha-1.1-py3-none-any.whl"] == 0
+
+
+@pytest.mark.parametrize(("wanted", "rebuilt"), [("alpha", "1.1"), ("alpha<1.1", None), ("alpha==1.1", "1.1")])
+def test_what_the_installer_was_asked_for_is_rebuilt_before_it_asks(
+    wheels: Path, deltas: str, venv: Path, wanted: str, rebuilt: str | None
+) -> None:
+    """The newest wheel each requirement admits is rebuilt early; the installer then reads the page read early."""
+    upstream = SimpleIndex(wheels, json_pages=True, metadata=True)
+    settings = load(deltas, prefer="bytes")
+    with serving(upstream) as url, local_index([Upstream.parse(url)], settings, Environment(str(venv))) as local:
+        local.app.start_early([Requirement(wanted)])
+        files = url.rsplit("/simple", 1)[0] + "/files/"
+        newest = files + "alpha-1.1-py3-none-any.whl"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and upstream.pages["alpha"] == 0:
+            time.sleep(0.01)
+        job = local.rebuilds.get(newest)
+        while rebuilt and job is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+            job = local.rebuilds.get(newest)
+        if rebuilt is None:
+            assert job is None  # the specifier admits only the installed 1.0: nothing to rebuild
+        else:
+            assert job is not None and job.done.wait(30) and job.path is not None  # before any installer request
+        assert upstream.pages["alpha"] == 1
+        assert pip_through(venv, local.urls[0], "-U", wanted).returncode == 0
+        assert upstream.pages["alpha"] == 1  # pip's request was answered with the page read early
+    if rebuilt:
+        installed(venv, wheels, "alpha", "1.1")
+        assert upstream.downloads == {}
 
 
 def test_pages_pass_every_field_on_and_negotiate_as_pypi_does(wheels: Path, deltas: str, tmp_path: Path) -> None:

@@ -81,18 +81,27 @@ class InstalledDistribution:
         if result.returncode != 0 or not result.stdout.strip():
             raise DistributionNotFound(f"{name} is not installed in the environment of {interpreter}")
         found = json.loads(result.stdout)
-        paths = {key: Path(value) for key, value in found["paths"].items()}
-        dist_info = Path(found["dist_info"])
+        paths = found["paths"]
+        return cls.at(
+            name, found["version"], Path(found["dist_info"]), paths["scripts"], paths["data"], found["python"]
+        )
+
+    @classmethod
+    def at(
+        cls, name: str, version: str, dist_info: Path, scripts: str, data: str, python: str
+    ) -> InstalledDistribution:
+        """The distribution in ``dist_info``, in an environment with these ``scripts`` and ``data`` folders
+        (``sysconfig.get_paths()``) and Python ``python`` (X.Y)."""
         scheme = {
             "purelib": dist_info.parent,
             "platlib": dist_info.parent,
-            "scripts": paths["scripts"],
-            "data": paths["data"],
+            "scripts": Path(scripts),
+            "data": Path(data),
             # pip puts a wheel's headers in include/site/pythonX.Y/<project>/; the spelling of <project>
             # differs between pip versions, so path_of finds it in RECORD.
-            "headers": paths["data"] / "include" / "site" / f"python{found['python']}",
+            "headers": Path(data) / "include" / "site" / f"python{python}",
         }
-        return cls(name, found["version"], dist_info, scheme)
+        return cls(name, version, dist_info, scheme)
 
     def check_version(self, old_filename: str) -> None:
         name, version, _, _ = parse_wheel_filename(old_filename)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
@@ -52,6 +53,29 @@ class Request:
     upgrade: bool = False
     no_deps: bool = False
     options: tuple[str, ...] = ()  # pip's own options, passed on as given (``--pre``, ``-c FILE``, ``-e DIR``, ...)
+
+    def named(self) -> list[Requirement]:
+        """The projects named on the command line and in the requirements files, as far as they read without pip
+        (a ``name[extras] specifier ; marker`` line, hashes and comments aside): what pip will look for first."""
+        lines = list(self.requirements)
+        for path in self.files:
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue  # pip says why
+            lines += text.replace("\\\n", " ").splitlines()
+        out = []
+        for line in lines:
+            text = line.split(" #", 1)[0].split(" --", 1)[0].strip()
+            if not text or text.startswith(("-", "#")):
+                continue
+            try:
+                requirement = Requirement(text)
+            except InvalidRequirement:
+                continue
+            if requirement.url is None:
+                out.append(requirement)
+        return out
 
     def pip_args(self) -> list[str]:
         args = ["--upgrade"] if self.upgrade else []

@@ -42,6 +42,7 @@ def run(
         request = replace(request, options=tuple(options))
         upstreams = [Upstream.parse(url) for url in configured.upstream]
         with local_index(upstreams, settings, environment, plan_only=dry_run) as local:
+            local.app.start_early(request.named())
             env = indexes.installer_environment(local.urls, configured.local)
             pip_began = time.perf_counter()
             pip_run = install(environment, request, env, before, dry_run=dry_run, quiet=quiet)

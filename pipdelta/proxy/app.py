@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import traceback
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from pipdelta.client.http import Http
@@ -16,7 +20,9 @@ from pipdelta.client.report import Outcome
 from pipdelta.proxy import pages
 from pipdelta.proxy.download import Download
 from pipdelta.proxy.jobs import Job, Rebuilds, Target
+from pipdelta.proxy.lanes import Lane
 from pipdelta.proxy.ledger import Ledger
+from pipdelta.proxy.pages import Page
 from pipdelta.proxy.upstreams import Upstream, UpstreamError, strip, token, untoken
 from pipdelta.server.logs import JsonLog
 
@@ -25,6 +31,7 @@ StartResponse = Callable[..., Any]
 Answer = tuple[str, list[tuple[str, str]], Iterable[bytes]]
 _STATUS = {200: "200 OK", 301: "301 Moved Permanently", 404: "404 Not Found", 406: "406 Not Acceptable"}
 _CHUNK = 1 << 16
+PAGES = 4  # pages read at once before the installer asks for them
 
 
 class ProxyApp:
@@ -49,7 +56,9 @@ class ProxyApp:
         self.log = log
         self._targets: dict[str, Target] = {}  # upstream file URL -> what its page says about it
         self._seen: dict[str, str] = {}  # upstream file URL -> sha256 of the bytes it sent (pages without hashes)
+        self._early: dict[tuple[int, str], Future[Page | None]] = {}  # pages read before the installer asks
         self._lock = threading.Lock()
+        self._reading: Lane[tuple[int, Requirement, Future[Page | None]]] = Lane("page", PAGES, self._read_early)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "/")
@@ -96,33 +105,76 @@ class ProxyApp:
         kind = pages.negotiate(accept)
         if kind is None:
             return _plain(406, "this index serves PEP 691 JSON and PEP 503 HTML")
-        page = self.upstreams[index].page(self.http, name)
+        page = self._upstream_page(index, name)
         if page is None:
             return _plain(404, f"no project {name}")
-        fresh = []
+        listed = self._listed(index, page)
+        self._guess(listed)
+        body = pages.render(pages.rewrite(page, lambda url, filename: self.local_url(index, url, filename)), kind)
+        content_type = "text/html; charset=utf-8" if kind == "text/html" else kind
+        return "200 OK", [("Content-Type", content_type), ("Vary", "Accept"), ("Cache-Control", "max-age=0")], [body]
+
+    def start_early(self, requirements: Sequence[Requirement]) -> None:
+        """Read the pages of what the installer was asked for before it asks, and start rebuilding the newest wheels
+        each requirement admits (the rebuilds of the wheels pip will want then overlap its start and each other).
+
+        The installer's first request for such a page is answered with the page read here.
+        """
+        for index in range(len(self.upstreams)):
+            for requirement in requirements:
+                early: Future[Page | None] = Future()
+                with self._lock:
+                    key = (index, canonicalize_name(requirement.name))
+                    if key in self._early:
+                        continue
+                    self._early[key] = early
+                self._reading.put(0, (index, requirement, early))
+
+    def close(self) -> None:
+        """Read no more pages early."""
+        self._reading.close()
+
+    def _read_early(self, item: tuple[int, Requirement, Future[Page | None]]) -> None:
+        index, requirement, early = item
+        if not early.set_running_or_notify_cancel():
+            return  # the installer asked first, and read the page itself
+        try:
+            page = self.upstreams[index].page(self.http, canonicalize_name(requirement.name))
+        except Exception as exc:  # the installer's own request reads it again, and sees the error if it lasts
+            early.set_exception(exc)
+            return
+        early.set_result(page)
+        if page is not None:
+            for target in _newest(self._listed(index, page), requirement.specifier):
+                self.rebuilds.start(target)
+
+    def _upstream_page(self, index: int, name: str) -> Page | None:
+        """The project's page from upstream ``index``: the one read early, if it was, else read now."""
+        with self._lock:
+            early = self._early.pop((index, name), None)
+        if early is not None and not early.cancel():  # being read, or read: its answer
+            with contextlib.suppress(Exception):
+                return early.result()
+        return self.upstreams[index].page(self.http, name)
+
+    def _listed(self, index: int, page: Page) -> list[tuple[Target, dict[str, Any]]]:
+        """The files of ``page``, each as the target it is (remembered, for the installer's requests of them)."""
+        listed = []
         for entry in page["files"]:
             hashes = entry.get("hashes") or {}
             sha256 = hashes.get("sha256") if isinstance(hashes, dict) else None
             size = entry.get("size")
             target = Target(index, entry["url"], entry["filename"], sha256, size if type(size) is int else None)
-            fresh.append((target, entry))
+            listed.append((target, entry))
         with self._lock:
-            self._targets.update((t.url, t) for t, _ in fresh)
-        self._guess(fresh)
-        body = pages.render(pages.rewrite(page, lambda url, filename: self.local_url(index, url, filename)), kind)
-        content_type = "text/html; charset=utf-8" if kind == "text/html" else kind
-        return "200 OK", [("Content-Type", content_type), ("Vary", "Accept"), ("Cache-Control", "max-age=0")], [body]
+            self._targets.update((t.url, t) for t, _ in listed)
+        return listed
 
     def _guess(self, listed: list[tuple[Target, dict[str, Any]]]) -> None:
         """Rebuild the newest wheels while the installer resolves, where no ``.metadata`` request will say more."""
-        wheels = [(t, e) for t, e in listed if _is_wheel(t.filename) and t.sha256 and not e.get("yanked")]
-        finals = [(t, e) for t, e in wheels if not t.version.is_prerelease]
-        if not finals:
-            return
-        newest = max(t.version for t, _ in finals)
-        for target, entry in finals:
-            if target.version == newest and not entry.get("core-metadata", entry.get("dist-info-metadata")):
-                self.rebuilds.start(target)
+        bare = [(t, e) for t, e in listed if not e.get("core-metadata", e.get("dist-info-metadata"))]
+        for target in _newest(bare, SpecifierSet()):
+            self.rebuilds.start(target)
 
     def _target(self, index: int, url: str, filename: str) -> Target:
         with self._lock:
@@ -197,6 +249,17 @@ class ProxyApp:
                 self.ledger.record(target.filename, outcome)
 
         return "200 OK", headers, body()
+
+
+def _newest(listed: list[tuple[Target, dict[str, Any]]], specifier: SpecifierSet) -> list[Target]:
+    """The wheels (with a sha256, not yanked) of the newest version ``specifier`` admits, as pip would choose it:
+    a pre-release only where the specifier names one or nothing else is listed."""
+    wheels = [t for t, e in listed if _is_wheel(t.filename) and t.sha256 and not e.get("yanked")]
+    versions = list(specifier.filter({t.version for t in wheels}))
+    if not versions:
+        return []
+    newest = max(versions)
+    return [t for t in wheels if t.version == newest]
 
 
 def _serve(path: Path) -> Answer:

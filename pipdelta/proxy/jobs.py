@@ -29,8 +29,9 @@ from pipdelta.proxy.timing import Meter
 from pipdelta.proxy.upstreams import Upstream
 
 NO_HASH = "the index publishes no sha256 to verify a rebuilt wheel against"
-# Queries and patch downloads at once: they wait on the network, so a few more than the cores rebuilding.
-FETCHERS = 4
+# Queries at once (each waits on the delta index), and patch downloads at once: few, so that the link brings
+# the costliest rebuild's patches first rather than everyone's at a fraction of its speed.
+PLANS, DOWNLOADS = 4, 2
 _T = TypeVar("_T")
 
 
@@ -71,21 +72,28 @@ class Context:
 
 
 @dataclass(frozen=True)
-class Work:
-    """A rebuild ready to run: its patches are here, its old version is open, and ``cost`` says how long it takes."""
+class Plan:
+    """A rebuild decided on: the patches to fetch, the old version (open), the wheel's size and the rebuild's cost."""
 
     patches: Sequence[DeltaEntry]
-    data: Sequence[bytes]
     source: OldContent
     full: int
-    cost: int  # compressed bytes the rebuild deflates again
+    cost: int  # compressed bytes the rebuild deflates again: how long it takes
+
+
+@dataclass(frozen=True)
+class Work:
+    """A rebuild ready to run: its plan, and its patches, here."""
+
+    plan: Plan
+    data: Sequence[bytes]
 
 
 class Job:
     """One target's rebuild; ``done`` is set when ``path`` holds the verified wheel or ``outcome`` says why not.
 
-    It runs in two steps on two kinds of thread: :meth:`fetch` (the old version, the delta index's offer, the
-    patches: waiting on the network) and :meth:`rebuild` (the apply: the CPU).
+    It runs in three steps, each on its own kind of thread: :meth:`plan` (the old version and the delta index's
+    offer), :meth:`download` (the patches: the link) and :meth:`rebuild` (the apply: the CPU).
     """
 
     def __init__(self, target: Target) -> None:
@@ -96,18 +104,25 @@ class Job:
         self.failed = False  # something went wrong (not merely "no patch here"): worth a warning
         self.done = threading.Event()
 
-    def fetch(self, context: Context) -> Work | None:
-        """Everything before the apply; None (and the job done) when there is nothing to rebuild."""
-        work = self._guarded(lambda: self._fetch(context))
-        if work is None:
-            self.done.set()
-        return work
+    def plan(self, context: Context) -> Plan | None:
+        """Whether and how to rebuild; None (and the job done) when not."""
+        return self._step(lambda: self._plan(context))
+
+    def download(self, context: Context, plan: Plan) -> Work | None:
+        """The patches; None (and the job done) when they cannot be had, or when a full download is faster now."""
+        return self._step(lambda: self._download(context, plan))
 
     def rebuild(self, context: Context, work: Work) -> None:
         try:
             self._guarded(lambda: self._rebuild(context, work))
         finally:
             self.done.set()
+
+    def _step(self, step: Callable[[], _T | None]) -> _T | None:
+        found = self._guarded(step)
+        if found is None:
+            self.done.set()
+        return found
 
     def _guarded(self, step: Callable[[], _T]) -> _T | None:
         try:
@@ -120,7 +135,7 @@ class Job:
             self.outcome.fall_back(f"internal error: {type(exc).__name__}: {exc}", self.fetched)
         return None
 
-    def _fetch(self, context: Context) -> Work | None:
+    def _plan(self, context: Context) -> Plan | None:
         target, outcome = self.target, self.outcome
         if target.sha256 is None:
             outcome.reason = NO_HASH
@@ -152,18 +167,14 @@ class Job:
         outcome.downloaded = found.bytes
         if context.plan_only:
             return None
-        data = self._download(context, found.patches)
-        if not context.meter.pays(0, full, installed=not source.has_raw):  # a link faster than a rebuild: stream
-            outcome.fall_back("a full download is faster on this link", self.fetched)
-            return None
-        return Work(found.patches, data, source, full, _cost(found.patches, installed=not source.has_raw))
+        return Plan(found.patches, source, full, _cost(found.patches, installed=not source.has_raw))
 
-    def _download(self, context: Context, patches: Sequence[DeltaEntry]) -> list[bytes]:
+    def _download(self, context: Context, plan: Plan) -> Work | None:
         def advance(n: int) -> None:
             self.fetched += n
 
         out = []
-        for patch in patches:
+        for patch in plan.patches:
             began = time.perf_counter()
             try:
                 out.append(
@@ -174,16 +185,20 @@ class Job:
             except PipdeltaError as exc:
                 raise PipdeltaError(f"patch download failed: {exc}") from None
             context.meter.downloaded(patch.size, time.perf_counter() - began)
-        return out
+        if not context.meter.pays(0, plan.full, installed=not plan.source.has_raw):  # a link faster than a rebuild
+            self.outcome.fall_back("a full download is faster on this link", self.fetched)
+            return None
+        return Work(plan, out)
 
     def _rebuild(self, context: Context, work: Work) -> None:
         target = self.target
         upstream = context.upstreams[target.index]
+        plan = work.plan
         ranges = RangeClient(
-            target.url, size=work.full or None, pool=context.http.pool(target.url), headers=upstream.headers(target.url)
+            target.url, size=plan.full or None, pool=context.http.pool(target.url), headers=upstream.headers(target.url)
         )
         try:
-            self.path = _apply(target, work.patches, work.data, work.source, context.cache, ranges)
+            self.path = _apply(target, plan.patches, work.data, plan.source, context.cache, ranges)
         finally:
             self.fetched += ranges.received
         self.outcome.downloaded = self.fetched
@@ -231,18 +246,19 @@ def _apply(
 class Rebuilds:
     """The jobs of one local index, by upstream URL; each runs once, several at a time.
 
-    Fetching (the delta index, the patches) and rebuilding (the CPU) are separate lanes, so that downloads go on
-    while every core rebuilds. Installers wait for every wheel before they install, so the run ends with the last
-    rebuild: the lanes take the largest wheel first and the costliest rebuild first (rather than the order the
-    installer read their metadata in), which ends it soonest.
+    Planning (the delta index), downloading (the link) and rebuilding (the CPU) are separate lanes, so that each
+    keeps busy. Installers wait for every wheel before they install, so the run ends with the last rebuild: the
+    lanes take the largest wheel first, then the costliest rebuild first (rather than the order the installer
+    read their metadata in), which ends it soonest.
     """
 
-    def __init__(self, context: Context, workers: int, fetchers: int = FETCHERS) -> None:
+    def __init__(self, context: Context, workers: int) -> None:
         self.context = context
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._rebuilding: Lane[tuple[Job, Work]] = Lane("rebuild", workers, self._rebuild)
-        self._fetching: Lane[Job] = Lane("fetch", fetchers, self._fetch)
+        self._downloading: Lane[tuple[Job, Plan]] = Lane("download", DOWNLOADS, self._download)
+        self._planning: Lane[Job] = Lane("plan", PLANS, self._plan)
 
     def start(self, target: Target) -> Job:
         """The job for ``target``, queued now unless it already was."""
@@ -250,13 +266,19 @@ class Rebuilds:
             job = self._jobs.get(target.url)
             if job is None:
                 job = self._jobs[target.url] = Job(target)
-                self._fetching.put(target.size or 0, job)
+                self._planning.put(target.size or 0, job)
             return job
 
-    def _fetch(self, job: Job) -> None:
-        work = job.fetch(self.context)
+    def _plan(self, job: Job) -> None:
+        plan = job.plan(self.context)
+        if plan is not None:
+            self._downloading.put(plan.cost, (job, plan))
+
+    def _download(self, item: tuple[Job, Plan]) -> None:
+        job, plan = item
+        work = job.download(self.context, plan)
         if work is not None:
-            self._rebuilding.put(work.cost, (job, work))
+            self._rebuilding.put(plan.cost, (job, work))
 
     def _rebuild(self, item: tuple[Job, Work]) -> None:
         job, work = item
@@ -268,5 +290,5 @@ class Rebuilds:
 
     def close(self) -> None:
         """Start no more jobs (those running finish in their daemon threads)."""
-        self._fetching.close()
-        self._rebuilding.close()
+        for lane in (self._planning, self._downloading, self._rebuilding):
+            lane.close()

@@ -44,6 +44,7 @@ class LocalIndex:
     upstreams: Sequence[Upstream]
     ledger: Ledger
     rebuilds: Rebuilds
+    app: ProxyApp
 
     @property
     def urls(self) -> list[str]:
@@ -103,8 +104,9 @@ def local_index(
     app = ProxyApp(secret, upstreams, http, rebuilds, ledger, log or JsonLog(io.StringIO()))
     try:
         with _listening(app, secret, port) as url:
-            yield LocalIndex(f"{url}/{secret}", upstreams, ledger, rebuilds)
+            yield LocalIndex(f"{url}/{secret}", upstreams, ledger, rebuilds, app)
     finally:
+        app.close()
         rebuilds.close()
 
 
