@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import module_text
@@ -231,6 +232,28 @@ def test_what_the_installer_was_asked_for_is_rebuilt_before_it_asks(
     if rebuilt:
         installed(venv, wheels, "alpha", "1.1")
         assert upstream.downloads == {}
+
+
+def test_a_wheel_whose_patches_are_here_waits_past_the_deadline_for_its_rebuild(
+    wheels: Path, deltas: str, venv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deadline guards against a slow delta index; a rebuild busy on this machine's cores is waited for."""
+    from pipdelta.proxy import jobs
+
+    real = jobs._apply
+
+    def slow(*args: Any) -> Path:
+        time.sleep(2.5)  # cores busy with the run's other rebuilds
+        return real(*args)
+
+    monkeypatch.setattr(jobs, "_apply", slow)
+    upstream = SimpleIndex(wheels, json_pages=True, metadata=True)
+    settings = replace(load(deltas, prefer="bytes"), deadline=2.0)
+    with serving(upstream) as url, local_index([Upstream.parse(url)], settings, Environment(str(venv))) as local:
+        assert pip_through(venv, local.urls[0], "alpha==1.1").returncode == 0
+        rows = {o.name: o for o in local.ledger.outcomes()}
+    assert rows["alpha"].method == "delta" and upstream.downloads == {}
+    installed(venv, wheels, "alpha", "1.1")
 
 
 def test_pages_pass_every_field_on_and_negotiate_as_pypi_does(wheels: Path, deltas: str, tmp_path: Path) -> None:

@@ -128,7 +128,7 @@ class ProxyApp:
                     if key in self._early:
                         continue
                     self._early[key] = early
-                self._reading.put(0, (index, requirement, early))
+                self._reading.put(0, early, (index, requirement, early))
 
     def close(self) -> None:
         """Read no more pages early."""
@@ -205,7 +205,11 @@ class ProxyApp:
             return _serve(cached)
         job = self.rebuilds.start(target) if _is_wheel(filename) and target.sha256 else None
         if job is not None:
+            self.rebuilds.hurry(job)
             finished = job.done.wait(self.meter.deadline(target.size))
+            if not finished and job.fetched_all.is_set():
+                # its patches are here: the rest is this machine's work, busy with the other rebuilds of the run
+                finished = job.done.wait(self.meter.wait)
             if job.path is not None:
                 self.ledger.record(filename, job.outcome)
                 return _serve(job.path)

@@ -32,6 +32,7 @@ NO_HASH = "the index publishes no sha256 to verify a rebuilt wheel against"
 # Queries at once (each waits on the delta index), and patch downloads at once: few, so that the link brings
 # the costliest rebuild's patches first rather than everyone's at a fraction of its speed.
 PLANS, DOWNLOADS = 4, 2
+QUICK = 2 << 20  # compressed bytes a rebuild deflates in a fraction of a second: one the installer waits for runs now
 _T = TypeVar("_T")
 
 
@@ -102,6 +103,9 @@ class Job:
         self.path: Path | None = None
         self.fetched = 0
         self.failed = False  # something went wrong (not merely "no patch here"): worth a warning
+        self.hurried = False  # the installer waits for it
+        self.cost: int | None = None  # the plan's, once planned
+        self.fetched_all = threading.Event()  # its patches are here: only the rebuild is left
         self.done = threading.Event()
 
     def plan(self, context: Context) -> Plan | None:
@@ -109,7 +113,8 @@ class Job:
         return self._step(lambda: self._plan(context))
 
     def download(self, context: Context, plan: Plan) -> Work | None:
-        """The patches; None (and the job done) when they cannot be had, or when a full download is faster now."""
+        """The patches; None (and the job done) when they cannot be had, or when a full download is faster now.
+        ``fetched_all`` is set once they are here: a wheel request then waits past the deadline, for the rebuild."""
         return self._step(lambda: self._download(context, plan))
 
     def rebuild(self, context: Context, work: Work) -> None:
@@ -167,7 +172,8 @@ class Job:
         outcome.downloaded = found.bytes
         if context.plan_only:
             return None
-        return Plan(found.patches, source, full, _cost(found.patches, installed=not source.has_raw))
+        self.cost = _cost(found.patches, installed=not source.has_raw)
+        return Plan(found.patches, source, full, self.cost)
 
     def _download(self, context: Context, plan: Plan) -> Work | None:
         def advance(n: int) -> None:
@@ -188,6 +194,7 @@ class Job:
         if not context.meter.pays(0, plan.full, installed=not plan.source.has_raw):  # a link faster than a rebuild
             self.outcome.fall_back("a full download is faster on this link", self.fetched)
             return None
+        self.fetched_all.set()
         return Work(plan, out)
 
     def _rebuild(self, context: Context, work: Work) -> None:
@@ -266,19 +273,28 @@ class Rebuilds:
             job = self._jobs.get(target.url)
             if job is None:
                 job = self._jobs[target.url] = Job(target)
-                self._planning.put(target.size or 0, job)
+                self._planning.put(target.size or 0, job, job)
             return job
+
+    def hurry(self, job: Job) -> None:
+        """The installer waits for ``job``: its query runs at once, and so do its download and rebuild if they are
+        small (a large one would only slow the others down: the run ends with the last rebuild either way)."""
+        job.hurried = True
+        self._planning.hurry(job)
+        if job.cost is not None and job.cost <= QUICK:
+            self._downloading.hurry(job)
+            self._rebuilding.hurry(job)
 
     def _plan(self, job: Job) -> None:
         plan = job.plan(self.context)
         if plan is not None:
-            self._downloading.put(plan.cost, (job, plan))
+            self._downloading.put(plan.cost, job, (job, plan), now=job.hurried and plan.cost <= QUICK)
 
     def _download(self, item: tuple[Job, Plan]) -> None:
         job, plan = item
         work = job.download(self.context, plan)
         if work is not None:
-            self._rebuilding.put(plan.cost, (job, work))
+            self._rebuilding.put(plan.cost, job, (job, work), now=job.hurried and plan.cost <= QUICK)
 
     def _rebuild(self, item: tuple[Job, Work]) -> None:
         job, work = item

@@ -38,7 +38,8 @@ class Meter:
         return patch_bytes / self.link + rebuild < full_size / self.link
 
     def deadline(self, full_size: int | None) -> float:
-        """Seconds a wheel request waits for its rebuild: at most ``wait``, less where the link is fast."""
+        """Seconds a wheel request waits for its rebuild's patches (then for the rebuild): at most ``wait``, less where
+        the link is fast."""
         if self.prefer == BYTES or self.link is None or full_size is None:
             return self.wait
         return min(self.wait, max(1.0, 2 * full_size / self.link))
