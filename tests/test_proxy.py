@@ -29,7 +29,6 @@ from venvs import isolated_env
 from wheelfactory import build_wheel
 from zlibng import zlibng_client
 
-from pipdelta.apply import speed
 from pipdelta.cli import main
 from pipdelta.client.cache import Cache
 from pipdelta.client.config import load
@@ -384,28 +383,43 @@ def measured(pause: float) -> Meter:
     handler = type("Handler", (Paced,), {"pause": pause})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    meter = Meter(wait=30.0, cores=2)
     try:
         url = f"http://127.0.0.1:{server.server_port}/blob.whl"
         download = Download(Upstream.parse(url), Http(), Target(0, url, "blob.whl", None, None), None)
+        assert meter.started(None)
         assert sum(map(len, download.chunks(download.open()))) == 16 * 32768
+        meter.finished(download.received)
     finally:
         server.shutdown()
         server.server_close()
-    meter = Meter(wait=30.0)
-    meter.downloaded(download.received, download.seconds)
     return meter
 
 
-def test_the_meter_takes_patches_on_a_slow_link_and_full_wheels_on_a_fast_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(speed, "_measured", {("bsdiff4", False): 8.0})  # rebuilds measured at 8 MB/s
+def test_the_meter_takes_patches_on_a_slow_link_and_full_wheels_on_a_fast_one() -> None:
     slow, fast = measured(0.02), measured(0.0)  # about 1.5 MB/s; loopback at full speed
     assert slow.link is not None and fast.link is not None and slow.link < 2e6 < fast.link
-    full, patch = 4_000_000, 200_000
-    assert slow.pays(patch, full) and not fast.pays(patch, full)
-    assert Meter(BYTES).pays(patch, full) and Meter().pays(patch, full)  # unmeasured: patches
+    full, patch, cpu = 4_000_000, 200_000, 0.5
+    assert slow.rebuild_first(cpu, patch, full) and not fast.rebuild_first(cpu, patch, full)
+    assert Meter(BYTES).rebuild_first(cpu, patch, full) and Meter().rebuild_first(cpu, patch, full)  # unmeasured
     assert slow.deadline(full) == pytest.approx(2 * full / slow.link) and fast.deadline(full) == 1.0
-    speed.record("bsdiff4", False, full, 0.0001)  # this machine rebuilt at 40 GB/s: now a patch pays on loopback
-    assert fast.pays(patch, full)
+    assert fast.rebuild_first(0.0001, patch, full * 1000)  # a rebuild of no cost pays even on loopback
+
+
+def test_the_meter_downloads_what_the_booked_cores_would_rebuild_too_late() -> None:
+    """Rebuilds book the cores, downloads the link: a wheel is downloaded when that ends the run sooner by more
+    than the time its extra bytes take on the link, so the two resources fill up side by side."""
+    meter = measured(0.02)
+    assert meter.link is not None
+    full = 4_000_000
+    download = full / meter.link
+    cpu = 2.8 * download  # each rebuild books the 2 cores for 1.4 downloads' time
+    choices = [meter.rebuild_first(cpu, 0, full) for _ in range(4)]
+    assert choices == [True, False, True, False]
+    # a rebuild chosen earlier, weighed again once its patches are here, gives its booking back when it loses
+    booked = meter._cores_free
+    assert not meter.rebuild_first(cpu, 0, full // 1000, booked=cpu)
+    assert meter._cores_free == pytest.approx(booked - cpu / 2)
 
 
 def test_on_a_fast_link_the_local_index_streams_the_full_wheel(wheels: Path, deltas: str, venv: Path) -> None:

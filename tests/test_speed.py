@@ -1,9 +1,11 @@
-"""The apply speed a client weighs patches with: estimated before any apply, then what applies measured."""
+"""The rebuild cost a client weighs patches with: estimated before any rebuild, then what rebuilds measured."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
+import pytest
 from conftest import module_text
 from wheelfactory import build_wheel
 
@@ -11,15 +13,21 @@ from pipdelta import WheelSource, apply_patch, make_patch
 from pipdelta.apply import speed
 
 
-def test_an_estimate_before_any_apply_then_the_measured_speed(tmp_path: Path) -> None:
-    estimate = speed.speed("never-applied")
-    assert estimate > 0 and speed.speed("never-applied", installed=True) < estimate
-    old = build_wheel(tmp_path, "pkg", "1.0", {"pkg/a.py": module_text(1)})
-    new = build_wheel(tmp_path, "pkg", "1.1", {"pkg/a.py": module_text(2)})
+def test_an_estimate_before_any_rebuild_then_the_measured_cost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(speed, "_measured", {})
+    estimate = speed.cpu_seconds(1_000_000)
+    assert 0 < estimate < 10 and speed.cpu_seconds(2_000_000) == pytest.approx(2 * estimate)
+    data = random.Random(7).randbytes(1_200_000)  # deflated, still over a megabyte: a rebuild that measures
+    old = build_wheel(tmp_path, "pkg", "1.0", {"pkg/a.py": module_text(1), "pkg/blob.bin": data})
+    new = build_wheel(tmp_path, "pkg", "1.1", {"pkg/a.py": module_text(2), "pkg/blob.bin": data[:-9] + b"different"})
     make_patch(old, new, tmp_path / "p", differ="zstd")
-    speed.record("zstd", False, 1, 1.0)
+    monkeypatch.setattr(speed, "_measured", {})
     out = tmp_path / "out"
     out.mkdir()
     apply_patch((tmp_path / "p").read_bytes(), WheelSource(old), out)
-    measured = speed.speed("zstd")
-    assert measured != 1e-6 and measured > 0
+    assert set(speed._measured) == {False}  # an old wheel's rebuild: its CPU seconds per byte deflated
+    speed.record(True, 1000, 5.0)  # a small rebuild is mostly fixed cost: not a measure
+    assert True not in speed._measured
+    measured = speed.cpu_seconds(1_000_000)
+    assert measured > 0 and measured != estimate
+    assert speed.cpu_seconds(1_000_000, installed=True) == pytest.approx(estimate)  # that kind is not measured yet

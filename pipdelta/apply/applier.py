@@ -12,6 +12,7 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from packaging.utils import parse_wheel_filename
 
@@ -35,6 +36,7 @@ from pipdelta.format.patchfile import (
     atomic_write,
     read_patch,
 )
+from pipdelta.index.members import Members
 
 Bytes = bytes | memoryview
 
@@ -50,8 +52,8 @@ def apply_patch(
     cannot re-create (each member's check says which) and those the patch leaves out are byte ranges of the
     new wheel: ``fetch`` gets them from the primary index; without it they are an :class:`EngineMismatch`.
     """
-    started = time.perf_counter()
-    with ThreadPoolExecutor(_WORKERS) as pool:  # inflating, hashing and compressing release the GIL
+    started = time.thread_time()
+    with _TimedPool(_WORKERS) as pool:  # inflating, hashing and compressing release the GIL
         pinning = pool.submit(source.prepare)  # the old wheel's sha256 while the header is parsed
         header, payload = read_patch(patch, target)
         if parse_wheel_filename(header.new.filename)[0] != parse_wheel_filename(header.old.filename)[0]:
@@ -83,12 +85,36 @@ def apply_patch(
 
         path = out / header.new.filename if out.is_dir() else out
         atomic_write(path, [data], verified)
-    speed.record(header.differ, not source.has_raw, len(data), time.perf_counter() - started)
+    deflated = Members.of(header).deflated(installed=not source.has_raw)
+    speed.record(not source.has_raw, deflated, pool.cpu + time.thread_time() - started)
     return path
 
 
 # Compressing, inflating and hashing release the GIL: one thread per core keeps every core busy.
 _WORKERS = max(2, os.cpu_count() or 1)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+class _TimedPool(ThreadPoolExecutor):
+    """A pool that adds up the CPU time its tasks take: a rebuild's own cost, whatever else the machine runs."""
+
+    def __init__(self, workers: int) -> None:
+        super().__init__(workers)
+        self.cpu = 0.0
+        self._cpu_lock = threading.Lock()
+
+    def submit(self, fn: Callable[_P, _R], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_R]:
+        def timed() -> _R:
+            start = time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent = time.thread_time() - start
+                with self._cpu_lock:
+                    self.cpu += spent
+
+        return super().submit(timed)
 
 
 def _matches(header: PatchHeader, source_blob: bytes) -> bool:

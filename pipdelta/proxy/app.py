@@ -233,15 +233,24 @@ class ProxyApp:
         download = Download(
             self.upstreams[target.index], self.http, target, self.cache if _is_wheel(target.filename) else None
         )
-        first = download.open()
+        counted = self.meter.started(target.size)
+        try:
+            first = download.open()
+        except BaseException:
+            if counted:
+                self.meter.finished(0)
+            raise
         length = download.length
         headers = [("Content-Type", "application/octet-stream")]
         if length is not None:
             headers.append(("Content-Length", str(length)))
 
         def body() -> Iterator[bytes]:
-            yield from download.chunks(first)
-            self.meter.downloaded(download.received, download.seconds)
+            try:
+                yield from download.chunks(first)
+            finally:
+                if counted:
+                    self.meter.finished(download.received)
             if download.sha256 is not None:
                 with self._lock:
                     self._seen[target.url] = download.sha256

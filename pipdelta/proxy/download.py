@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-import time
 from collections.abc import Iterator
 
 import urllib3
@@ -28,7 +27,6 @@ class Download:
         self.cache = cache  # wheels are kept, to be the old version next time
         self.length: int | None = target.size
         self.received = 0
-        self.seconds = 0.0
         self.sha256: str | None = None  # of the whole file, once it arrived complete
 
     def open(self) -> urllib3.BaseHTTPResponse:
@@ -40,7 +38,6 @@ class Download:
 
     def chunks(self, response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
         """The file's bytes; a dropped connection is resumed (``Range``) up to the client's retry count."""
-        began = time.perf_counter()
         digest = hashlib.sha256()
         keep = self._spool()
         failures = 0
@@ -63,7 +60,6 @@ class Download:
                 finally:
                     response.release_conn()
                 response = self.upstream.open(self.http, self.target.url, self.received)
-            self.seconds = time.perf_counter() - began
             self.sha256 = digest.hexdigest()
             self._keep(keep)
             keep = None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import TypeVar
 from packaging.utils import NormalizedName, parse_wheel_filename
 from packaging.version import Version
 
+from pipdelta.apply import speed
 from pipdelta.apply.applier import apply_patch
 from pipdelta.apply.sources import OldContent, WheelSource
 from pipdelta.client.cache import Cache
@@ -29,6 +29,7 @@ from pipdelta.proxy.timing import Meter
 from pipdelta.proxy.upstreams import Upstream
 
 NO_HASH = "the index publishes no sha256 to verify a rebuilt wheel against"
+FASTER = "a full download is faster on this link"
 # Queries at once (each waits on the delta index), and patch downloads at once: few, so that the link brings
 # the costliest rebuild's patches first rather than everyone's at a fraction of its speed.
 PLANS, DOWNLOADS = 4, 2
@@ -79,7 +80,8 @@ class Plan:
     patches: Sequence[DeltaEntry]
     source: OldContent
     full: int
-    cost: int  # compressed bytes the rebuild deflates again: how long it takes
+    cost: int  # compressed bytes the rebuild deflates again: what rebuilds are ordered by
+    cpu: float  # the CPU seconds it is expected to take (booked on the meter)
 
 
 @dataclass(frozen=True)
@@ -161,19 +163,22 @@ class Job:
             return None
         full = found.full_size or target.size or 0
         outcome.full_size = full
-        if not context.meter.pays(found.bytes, full):
-            outcome.fall_back("a full download is faster on this link")
-            return None
         try:
             source, outcome.source = open_source(context.finders, found.patches[0])
         except PipdeltaError as exc:
             raise PipdeltaError(f"no usable old version: {exc}") from None
+        cost = _cost(found.patches, installed=not source.has_raw)
+        cpu = speed.cpu_seconds(cost, installed=not source.has_raw)
+        if not context.meter.rebuild_first(cpu, found.bytes, full):
+            outcome.source = None
+            outcome.fall_back(FASTER)
+            return None
         outcome.method = DELTA if len(found.patches) == 1 else CHAIN
         outcome.downloaded = found.bytes
         if context.plan_only:
             return None
-        self.cost = _cost(found.patches, installed=not source.has_raw)
-        return Plan(found.patches, source, full, self.cost)
+        self.cost = cost
+        return Plan(found.patches, source, full, cost, cpu)
 
     def _download(self, context: Context, plan: Plan) -> Work | None:
         def advance(n: int) -> None:
@@ -181,18 +186,21 @@ class Job:
 
         out = []
         for patch in plan.patches:
-            began = time.perf_counter()
+            counted = context.meter.started(patch.size)
+            data = b""
             try:
-                out.append(
-                    context.http.get(
-                        patch.url, limit=patch.size, size=patch.size, sha256=patch.sha256, progress=advance
-                    )
+                data = context.http.get(
+                    patch.url, limit=patch.size, size=patch.size, sha256=patch.sha256, progress=advance
                 )
             except PipdeltaError as exc:
                 raise PipdeltaError(f"patch download failed: {exc}") from None
-            context.meter.downloaded(patch.size, time.perf_counter() - began)
-        if not context.meter.pays(0, plan.full, installed=not plan.source.has_raw):  # a link faster than a rebuild
-            self.outcome.fall_back("a full download is faster on this link", self.fetched)
+            finally:
+                if counted:
+                    context.meter.finished(len(data))
+            out.append(data)
+        # the link may be measured now: the rebuild is weighed again, its booking on the cores given back if it loses
+        if not context.meter.rebuild_first(plan.cpu, 0, plan.full, booked=plan.cpu):
+            self.outcome.fall_back(FASTER, self.fetched)
             return None
         self.fetched_all.set()
         return Work(plan, out)

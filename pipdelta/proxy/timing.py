@@ -1,45 +1,98 @@
-"""Whether a patch pays in time: the link's measured speed against this machine's measured apply speed."""
+"""Whether a patch pays in time: the link's measured speed and the wheels already on it, against this machine's
+cores and the rebuilds already on them."""
 
 from __future__ import annotations
 
+import os
 import threading
-
-from pipdelta.apply import speed
+import time
 
 BYTES, TIME = "bytes", "time"
-_SAMPLE_MIN = 256 << 10  # shorter transfers measure latency, not the link
-_WEIGHT = 0.3  # of the newest sample in the running average
-# A patch's differ is known only once it is here: the slower one, bsdiff4 (native code), decides beforehand.
-_DIFFER = "bsdiff4"
+_SAMPLE_MIN = 256 << 10  # until this much has come, the link's figure is latency, not speed
+_KEEP = 0.7  # of the past in the link's figure, at each transfer's end: the recent past counts most
+_SMALL = 64 << 10  # a transfer this small measures latency: it is left out of the link's figure
 
 
 class Meter:
-    """A running average of the link's speed, shared by every request of one local index, weighed against this
-    machine's apply speed (:mod:`pipdelta.apply.speed`: measured by its last rebuilds, else estimated)."""
+    """The link's speed (bytes over the time any transfer was under way, so that transfers side by side count as
+    one link), shared by every request of one local index, weighed against this machine's cores.
 
-    def __init__(self, prefer: str = TIME, *, wait: float = 15.0) -> None:
+    Each choice books its resource until the time it is expected to end: a rebuild books the cores (its CPU
+    seconds, spread over them; its patches, the link), a full download the link. The installer waits for every
+    wheel, so a wheel is rebuilt unless downloading it ends the run sooner, given what is booked already, by more
+    time than the link takes to carry the extra bytes: on a fast link the costliest rebuilds are downloaded
+    instead while the cores rebuild the rest, so that both end together; on a slow one nearly everything is
+    rebuilt.
+    """
+
+    def __init__(self, prefer: str = TIME, *, wait: float = 15.0, cores: int | None = None) -> None:
         self.prefer = prefer
-        self.wait = wait  # the longest a wheel request waits for a rebuild before streaming upstream's file
-        self.link: float | None = None  # bytes/s
+        self.wait = wait  # the longest a wheel request waits for a rebuild's patches before streaming upstream's file
+        self.cores = cores or os.cpu_count() or 1
         self._lock = threading.Lock()
+        self._bytes = 0.0  # that came over the link, decayed
+        self._busy = 0.0  # seconds with a transfer under way, decayed alike
+        self._active = 0
+        self._since = 0.0  # when the transfers under way began
+        self._cores_free = 0.0  # time.monotonic() when the rebuilds booked are done
+        self._link_free = 0.0  # time.monotonic() when the full downloads booked are done
 
-    def downloaded(self, size: int, seconds: float) -> None:
-        if size >= _SAMPLE_MIN and seconds > 0:
-            with self._lock:
-                speed = size / seconds
-                self.link = speed if self.link is None else (1 - _WEIGHT) * self.link + _WEIGHT * speed
+    @property
+    def link(self) -> float | None:
+        """Bytes/s; None until enough has come to say."""
+        with self._lock:
+            return self._speed()
 
-    def pays(self, patch_bytes: int, full_size: int, *, installed: bool = False) -> bool:
-        """Whether fetching ``patch_bytes`` and rebuilding (from installed files, ``installed``) beats downloading
-        ``full_size`` (always, for bytes)."""
-        if self.prefer == BYTES or self.link is None:
-            return True
-        rebuild = full_size / (speed.speed(_DIFFER, installed=installed) * 1e6)
-        return patch_bytes / self.link + rebuild < full_size / self.link
+    def _speed(self) -> float | None:
+        return self._bytes / self._busy if self._bytes >= _SAMPLE_MIN and self._busy > 0 else None
+
+    def started(self, size: int | None) -> bool:
+        """A transfer of ``size`` bytes (None: unknown) from the network begins; False when it is too small to say
+        anything of the link but latency (it is then not counted, and :meth:`finished` is not to be called)."""
+        if size is not None and size < _SMALL:
+            return False
+        with self._lock:
+            if self._active == 0:
+                self._since = time.monotonic()
+            self._active += 1
+        return True
+
+    def finished(self, size: int) -> None:
+        """A transfer :meth:`started` ended, having brought ``size`` bytes."""
+        with self._lock:
+            now = time.monotonic()
+            self._active -= 1
+            self._bytes = _KEEP * self._bytes + size
+            self._busy = _KEEP * self._busy + (now - self._since)
+            self._since = now
+
+    def rebuild_first(self, cpu: float, patch_bytes: int, full_size: int, *, booked: float = 0.0) -> bool:
+        """Whether fetching ``patch_bytes`` and rebuilding (``cpu`` seconds of this machine's CPU) rather than
+        downloading the ``full_size`` wheel ends the run sooner, given the rebuilds and downloads booked (the run
+        ends when the cores and the link are both done); books the one chosen. Always when the smallest download
+        is preferred or the link is not measured yet. ``booked``: the CPU seconds this wheel's rebuild booked
+        when first chosen, given back if the download now wins."""
+        with self._lock:
+            now, link = time.monotonic(), self._speed()
+            cores_free = max(now, self._cores_free - booked / self.cores)
+            if self.prefer == BYTES or link is None:
+                self._cores_free = cores_free + cpu / self.cores
+                return True
+            link_free = max(now, self._link_free)
+            rebuilt = max(cores_free + cpu / self.cores, link_free + patch_bytes / link)
+            downloaded = max(cores_free, link_free + full_size / link)
+            # the download must save more time than the link takes to carry the bytes it costs over the patches
+            if (rebuilt - downloaded) * link <= full_size - patch_bytes:
+                self._cores_free = cores_free + cpu / self.cores
+                self._link_free = link_free + patch_bytes / link
+                return True
+            self._cores_free, self._link_free = cores_free, link_free + full_size / link
+            return False
 
     def deadline(self, full_size: int | None) -> float:
         """Seconds a wheel request waits for its rebuild's patches (then for the rebuild): at most ``wait``, less where
         the link is fast."""
-        if self.prefer == BYTES or self.link is None or full_size is None:
+        link = self.link
+        if self.prefer == BYTES or link is None or full_size is None:
             return self.wait
-        return min(self.wait, max(1.0, 2 * full_size / self.link))
+        return min(self.wait, max(1.0, 2 * full_size / link))
