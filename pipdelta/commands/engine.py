@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipdelta.engines.recipes import Recipe
 from pipdelta.errors import PipdeltaError
-from pipdelta.format.patchfile import Copy, FromTarget, Member, PatchHeader, wheel_size
+
+if TYPE_CHECKING:  # every command registers these subcommands: the engine is imported when one runs
+    from pipdelta.format.patchfile import PatchHeader
 
 
 def _diff(args: argparse.Namespace) -> int:
@@ -58,6 +59,8 @@ def _info(args: argparse.Namespace) -> int:
 def _members(header: PatchHeader) -> list[str]:
     """Per recipe: how many members and bytes of the new wheel it makes, and whether this machine can."""
     from pipdelta.engines import fingerprint
+    from pipdelta.engines.recipes import Recipe
+    from pipdelta.format.patchfile import Copy, FromTarget, Member, wheel_size
 
     made: dict[str, list[int]] = {}
     for op in header.ops:
@@ -82,7 +85,7 @@ def _engines(args: argparse.Namespace) -> int:
     import zlib
 
     from pipdelta.engines import fingerprint, zlibapi
-    from pipdelta.engines.recipes import CANDIDATES
+    from pipdelta.engines.recipes import CANDIDATES, Recipe
 
     print(f"this interpreter's zlib: {zlib.ZLIB_RUNTIME_VERSION}")
     if zlibapi.is_zlib_ng(zlib) and not fingerprint.reproduces(Recipe("zlib", 6)):

@@ -17,7 +17,6 @@ import ctypes
 import functools
 import os
 from collections.abc import Callable
-from importlib import metadata
 from typing import Any
 
 from pipdelta.errors import EngineMismatch
@@ -82,6 +81,8 @@ def library(variable: str) -> Compress:
 
 
 def _cmeel_zlib() -> str | None:
+    from importlib import metadata  # only where classic zlib is wanted: importing it costs every command 12 ms
+
     try:
         files = metadata.distribution("cmeel-zlib").files or []
     except metadata.PackageNotFoundError:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pipdelta.errors import PatchFormatError, PipdeltaError
 from pipdelta.format import limits as applier
-from pipdelta.format.wheelfile import WheelFile
+
+if TYPE_CHECKING:  # every command reads the defaults above: no wheel reader for them
+    from pipdelta.format.wheelfile import WheelFile
 
 # The largest members of real wheels (CUDA libraries in torch, tensorflow, nvidia-*) are 1-2 GB uncompressed,
 # and a pair of the largest wheels holds about 3.5 GB. A job takes up to about 4x its content (the contents,
