@@ -22,9 +22,9 @@ from pipdelta.client.environment import Environment
 from pipdelta.client.http import FetchError, Http
 from pipdelta.demo.mirror import QuietHandler, Served
 from pipdelta.format.patchfile import VERSION
+from pipdelta.index.bounds import MAX_BODY, MAX_INSTALLED, MAX_QUERY_TAGS
 from pipdelta.index.model import DeltaEntry, ProjectIndex, WheelEntry
 from pipdelta.index.policy import Policy
-from pipdelta.index.query import MAX_BODY, MAX_INSTALLED, MAX_QUERY_TAGS
 from pipdelta.server.app import IndexApp
 from pipdelta.server.catalog import StaticCatalog
 from pipdelta.server.gate import Full, Gate

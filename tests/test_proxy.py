@@ -36,8 +36,8 @@ from pipdelta.client.environment import Environment
 from pipdelta.client.http import Http
 from pipdelta.index.builder import build_index
 from pipdelta.proxy.download import Download
-from pipdelta.proxy.jobs import Target
 from pipdelta.proxy.local import local_index
+from pipdelta.proxy.targets import Target
 from pipdelta.proxy.timing import BYTES, Meter
 from pipdelta.proxy.upstreams import Upstream
 from pipdelta.server.app import IndexApp
@@ -252,6 +252,51 @@ def test_a_wheel_whose_patches_are_here_waits_past_the_deadline_for_its_rebuild(
         assert pip_through(venv, local.urls[0], "alpha==1.1").returncode == 0
         rows = {o.name: o for o in local.ledger.outcomes()}
     assert rows["alpha"].method == "delta" and upstream.downloads == {}
+    installed(venv, wheels, "alpha", "1.1")
+
+
+def test_pages_are_served_while_the_rebuilds_start_and_wheels_asked_for_meanwhile_are_rebuilt(
+    wheels: Path, deltas: str, venv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The machinery starts beside the installer: its first requests need none of it."""
+    from pipdelta.proxy import local as module
+
+    real, release = module.finders, threading.Event()
+
+    def slow(*args: Any) -> Any:
+        release.wait(30)  # the engine still importing
+        return real(*args)
+
+    monkeypatch.setattr(module, "finders", slow)
+    upstream = SimpleIndex(wheels, json_pages=True, metadata=True)
+    settings = load(deltas, prefer="bytes")
+    with serving(upstream) as url, local_index([Upstream.parse(url)], settings, Environment(str(venv))) as local:
+        status, _, body = request(local.urls[0] + "alpha/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+        assert status == 200 and not local.app._ready.is_set()
+        wheel = next(f for f in json.loads(body)["files"] if f["filename"].startswith("alpha-1.1"))
+        status, _, _ = request(urllib.parse.urljoin(local.urls[0] + "alpha/", wheel["url"]) + ".metadata")
+        assert status == 200  # and alpha 1.1's rebuild waits for the machinery
+        release.set()
+        assert pip_through(venv, local.urls[0], "alpha==1.1").returncode == 0
+        rows = {o.name: o for o in local.ledger.outcomes()}
+    assert rows["alpha"].method == "delta" and upstream.downloads == {}
+
+
+def test_rebuilds_that_cannot_start_cost_full_downloads_never_the_install(
+    wheels: Path, deltas: str, venv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipdelta.proxy import local as module
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(module, "finders", broken)
+    upstream = SimpleIndex(wheels, json_pages=True, metadata=True)
+    with serving(upstream) as url, local_index([Upstream.parse(url)], load(deltas), Environment(str(venv))) as local:
+        assert pip_through(venv, local.urls[0], "alpha==1.1").returncode == 0
+        rows = {o.name: o for o in local.ledger.outcomes()}
+        assert any("could not start" in line and "a bug" in line for line in local.warnings)
+    assert rows["alpha"].method == "full" and rows["alpha"].reason == "the rebuilds could not start"
     installed(venv, wheels, "alpha", "1.1")
 
 

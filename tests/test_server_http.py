@@ -14,8 +14,8 @@ import pytest
 from httpclient import have, query, request
 from mirrorfactory import release
 
+from pipdelta.index.bounds import MAX_BODY
 from pipdelta.index.builder import build_index
-from pipdelta.index.query import MAX_BODY
 from pipdelta.server.app import IndexApp
 from pipdelta.server.catalog import StaticCatalog
 from pipdelta.server.logs import JsonLog

@@ -17,9 +17,10 @@ from httpclient import request
 from mirrorfactory import release
 from packaging.tags import sys_tags
 
+from pipdelta.index.bounds import MAX_QUERY_TAGS, MAX_TAGS
 from pipdelta.index.builder import build_index
 from pipdelta.index.model import IndexFormatError
-from pipdelta.index.query import MAX_QUERY_TAGS, MAX_TAGS, Query
+from pipdelta.index.query import Query
 from pipdelta.server.app import IndexApp
 from pipdelta.server.catalog import StaticCatalog
 from pipdelta.server.connections import Limits

@@ -20,6 +20,7 @@ from pipdelta import differs
 from pipdelta.apply import missing, speed
 from pipdelta.apply.missing import Made, Piece, RangeFetcher
 from pipdelta.apply.sources import OldContent, RawMember
+from pipdelta.atomic import atomic_write
 from pipdelta.engines.recipes import Recipe
 from pipdelta.errors import EngineMismatch, PatchFormatError, ReconstructionFailed, SourceMismatch
 from pipdelta.format import blob, fields, gzmember
@@ -33,7 +34,6 @@ from pipdelta.format.patchfile import (
     PatchHeader,
     Raw,
     Target,
-    atomic_write,
     read_patch,
 )
 from pipdelta.index.members import Members

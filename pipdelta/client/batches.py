@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipdelta.index.bounds import MAX_BODY, MAX_INSTALLED, MAX_QUERY_TAGS, MAX_TAGS
 from pipdelta.index.model import API_VERSION
-from pipdelta.index.query import MAX_BODY, MAX_INSTALLED, MAX_QUERY_TAGS, MAX_TAGS
 
 ENVELOPE = 256  # bytes of a body besides its items: the meta object, the keys, brackets and commas
 

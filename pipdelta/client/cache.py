@@ -13,9 +13,9 @@ import platformdirs
 from packaging.utils import InvalidWheelFilename, NormalizedName, parse_wheel_filename
 from packaging.version import Version
 
+from pipdelta.atomic import atomic_write
 from pipdelta.client import locks
 from pipdelta.errors import PipdeltaError
-from pipdelta.format.patchfile import atomic_write
 
 
 class CacheError(PipdeltaError):

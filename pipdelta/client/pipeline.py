@@ -50,7 +50,8 @@ def run(
             for line in local.warnings:
                 warn(line)
             outcomes = [_outcome(item, local, before, dry_run=dry_run) for item in pip_run.chosen]
-            base, warnings = local.rebuilds.context.delta_index.base, local.warnings
+            found, warnings = local.delta_index, local.warnings
+            base = found.base if found is not None else None
         if pip_run.error is None and not outcomes:
             report = Report([], NOTHING)
         elif dry_run and pip_run.error is None:
@@ -65,9 +66,10 @@ def run(
 def _outcome(item: Installed, local: LocalIndex, before: Mapping[NormalizedName, Here], *, dry_run: bool) -> Outcome:
     """The ledger's row for ``item`` (the plan's, in a dry run), or why the local index did not serve it."""
     row = local.ledger.get(item.filename) if item.url else _served(local, item)
-    if dry_run and row is None:
-        job = local.rebuilds.get(untoken(item.url.rsplit("/", 2)[-2]) or "")
-        if job is not None and job.done.wait(local.rebuilds.context.meter.wait):
+    rebuilds = local.rebuilds if dry_run and row is None else None
+    if rebuilds is not None:
+        job = rebuilds.get(untoken(item.url.rsplit("/", 2)[-2]) or "")
+        if job is not None and job.done.wait(rebuilds.context.meter.wait):
             row = replace(job.outcome)
             if row.downloaded is None:  # planned in full: the whole wheel would come down
                 row.downloaded = row.full_size

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import struct
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
+from pipdelta.atomic import atomic_write
 from pipdelta.engines.recipes import Recipe
 from pipdelta.errors import PatchFormatError
 from pipdelta.format import codec
@@ -222,24 +221,6 @@ def write_patch(path: Path, header: PatchHeader, payload: bytes) -> None:
     """Write the patch atomically: a reader sees the old file or the whole new one, never a torn one."""
     body = codec.xz_compress(json.dumps(header.to_json(), separators=(",", ":")).encode())
     atomic_write(path, [_PREAMBLE.pack(MAGIC, VERSION, len(body)), body, payload])
-
-
-def atomic_write(
-    path: Path, chunks: Sequence[bytes | bytearray | memoryview], ready: Callable[[], None] | None = None
-) -> None:
-    """Write ``chunks`` as ``path``: whole or not at all. ``ready`` runs once they are written, before the file
-    takes its name; if it raises, the file never does (a check that runs while the bytes are written)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for chunk in chunks:
-                out.write(chunk)
-        if ready is not None:
-            ready()
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def read_patch(data: bytes, target: Target | None = None) -> tuple[PatchHeader, memoryview]:

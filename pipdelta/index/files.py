@@ -8,7 +8,7 @@ from typing import Any
 
 from packaging.utils import NormalizedName
 
-from pipdelta.format.patchfile import atomic_write
+from pipdelta.atomic import atomic_write
 from pipdelta.index.model import API_VERSION, PROJECT_FILE, IndexFormatError, ProjectIndex, WheelKey
 
 ROOT_FILE = "index.json"

@@ -13,14 +13,8 @@ from packaging.tags import Tag, parse_tag
 from packaging.utils import BuildTag, NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from pipdelta.index.bounds import MAX_INSTALLED, MAX_QUERY_TAGS, MAX_TAGS
 from pipdelta.index.model import IndexFormatError, WheelKey, check_api_version
-
-MAX_BODY = 1 << 20
-MAX_INSTALLED = 10_000
-# A compressed tag set (``py2.py3-none-any``) stands for the product of its parts' alternatives; it is counted
-# before it is expanded. A wheel has a few dozen tags at most, an interpreter ~1,500 (``packaging.tags.sys_tags``).
-MAX_TAGS = 2_048
-MAX_QUERY_TAGS = 50_000
 
 
 @dataclass(frozen=True)

@@ -9,22 +9,27 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
+from pipdelta.client.cache import Cache
 from pipdelta.client.http import Http
 from pipdelta.client.report import Outcome
 from pipdelta.proxy import pages
 from pipdelta.proxy.download import Download
-from pipdelta.proxy.jobs import Job, Rebuilds, Target
 from pipdelta.proxy.lanes import Lane
 from pipdelta.proxy.ledger import Ledger
 from pipdelta.proxy.pages import Page
+from pipdelta.proxy.targets import Target
+from pipdelta.proxy.timing import Meter
 from pipdelta.proxy.upstreams import Upstream, UpstreamError, strip, token, untoken
 from pipdelta.server.logs import JsonLog
+
+if TYPE_CHECKING:  # the rebuild machinery is imported while the installer starts (see ``local``)
+    from pipdelta.proxy.jobs import Job, Rebuilds
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -42,22 +47,26 @@ class ProxyApp:
         secret: str,
         upstreams: Sequence[Upstream],
         http: Http,
-        rebuilds: Rebuilds,
+        cache: Cache,
+        meter: Meter,
         ledger: Ledger,
         log: JsonLog,
     ) -> None:
         self.secret = secret
         self.upstreams = upstreams
         self.http = http
-        self.rebuilds = rebuilds
-        self.cache = rebuilds.context.cache
-        self.meter = rebuilds.context.meter
+        self.cache = cache
+        self.meter = meter
         self.ledger = ledger
         self.log = log
         self._targets: dict[str, Target] = {}  # upstream file URL -> what its page says about it
         self._seen: dict[str, str] = {}  # upstream file URL -> sha256 of the bytes it sent (pages without hashes)
         self._early: dict[tuple[int, str], Future[Page | None]] = {}  # pages read before the installer asks
         self._lock = threading.Lock()
+        self._rebuilds: Rebuilds | None = None  # attached once imported and started (pages need none of it)
+        self._ready = threading.Event()
+        self._waiting: list[Target] = []  # to rebuild once attached
+        self._closed = False
         self._reading: Lane[tuple[int, Requirement, Future[Page | None]]] = Lane("page", PAGES, self._read_early)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -130,9 +139,42 @@ class ProxyApp:
                     self._early[key] = early
                 self._reading.put(0, early, (index, requirement, early))
 
+    def attach(self, rebuilds: Rebuilds | None) -> None:
+        """The rebuild machinery is ready (None: it could not start, and every wheel comes from upstream); the
+        rebuilds asked for meanwhile start now."""
+        with self._lock:
+            closed, self._rebuilds, waiting, self._waiting = self._closed, rebuilds, self._waiting, []
+            self._ready.set()
+        if rebuilds is None:
+            return
+        if closed:  # the run ended before the machinery was up
+            rebuilds.close()
+            return
+        for target in waiting:
+            rebuilds.start(target)
+
+    @property
+    def rebuilds(self) -> Rebuilds | None:
+        """The rebuild machinery, once attached (waited for as long as a wheel waits for its rebuild)."""
+        self._ready.wait(self.meter.wait)
+        return self._rebuilds
+
+    def _start(self, target: Target) -> None:
+        """Rebuild ``target`` in the background: now, or once the machinery is attached."""
+        with self._lock:
+            if not self._ready.is_set():
+                self._waiting.append(target)
+                return
+        if self._rebuilds is not None:
+            self._rebuilds.start(target)
+
     def close(self) -> None:
-        """Read no more pages early."""
+        """Read no more pages early, start no more rebuilds."""
         self._reading.close()
+        with self._lock:
+            rebuilds, self._closed = self._rebuilds, True
+        if rebuilds is not None:
+            rebuilds.close()
 
     def _read_early(self, item: tuple[int, Requirement, Future[Page | None]]) -> None:
         index, requirement, early = item
@@ -146,7 +188,7 @@ class ProxyApp:
         early.set_result(page)
         if page is not None:
             for target in _newest(self._listed(index, page), requirement.specifier):
-                self.rebuilds.start(target)
+                self._start(target)
 
     def _upstream_page(self, index: int, name: str) -> Page | None:
         """The project's page from upstream ``index``: the one read early, if it was, else read now."""
@@ -174,7 +216,7 @@ class ProxyApp:
         """Rebuild the newest wheels while the installer resolves, where no ``.metadata`` request will say more."""
         bare = [(t, e) for t, e in listed if not e.get("core-metadata", e.get("dist-info-metadata"))]
         for target in _newest(bare, SpecifierSet()):
-            self.rebuilds.start(target)
+            self._start(target)
 
     def _target(self, index: int, url: str, filename: str) -> Target:
         with self._lock:
@@ -188,7 +230,7 @@ class ProxyApp:
     def _metadata(self, index: int, url: str, filename: str) -> Answer:
         target = self._target(index, url, filename)
         if target.sha256 and _is_wheel(filename):
-            self.rebuilds.start(target)  # the resolver looks at this version: rebuild it while it resolves
+            self._start(target)  # the resolver looks at this version: rebuild it while it resolves
         data = self.upstreams[index].metadata(self.http, url + ".metadata")
         return "200 OK", [("Content-Type", "application/octet-stream")], [data]
 
@@ -196,16 +238,17 @@ class ProxyApp:
         target = self._target(index, url, filename)
         if method == "HEAD":
             return "200 OK", [("Content-Length", str(target.size))] if target.size else [], []
-        cached = None if self.rebuilds.get(url) else self._cached(target)  # a rebuild's wheel is the job's
+        rebuilds = self.rebuilds if _is_wheel(filename) and target.sha256 else None
+        cached = None if rebuilds is not None and rebuilds.get(url) else self._cached(target)  # the job's wheel
         if cached is not None:
             row = Outcome(
                 target.name, None, str(target.version), "cached", "", cached.stat().st_size, 0, "cached wheel"
             )
             self.ledger.record(filename, row)
             return _serve(cached)
-        job = self.rebuilds.start(target) if _is_wheel(filename) and target.sha256 else None
-        if job is not None:
-            self.rebuilds.hurry(job)
+        job = rebuilds.start(target) if rebuilds is not None else None
+        if rebuilds is not None and job is not None:
+            rebuilds.hurry(job)
             finished = job.done.wait(self.meter.deadline(target.size))
             if not finished and job.fetched_all.is_set():
                 # its patches are here: the rest is this machine's work, busy with the other rebuilds of the run
@@ -217,11 +260,12 @@ class ProxyApp:
             if job.failed or not finished:
                 self.ledger.warn(f"{target.name} {target.version}: {reason}; downloading the full wheel")
             return self._stream(target, job, reason)
-        reason = (
-            "not a wheel"
-            if not _is_wheel(filename)
-            else "the index publishes no sha256 to verify a rebuilt wheel against"
-        )
+        if not _is_wheel(filename):
+            reason = "not a wheel"
+        elif target.sha256 is None:
+            reason = "the index publishes no sha256 to verify a rebuilt wheel against"
+        else:
+            reason = "the rebuilds could not start"
         return self._stream(target, None, reason)
 
     def _cached(self, target: Target) -> Path | None:

@@ -11,7 +11,7 @@ import urllib3
 
 from pipdelta.client.cache import Cache
 from pipdelta.client.http import Http
-from pipdelta.proxy.jobs import Target
+from pipdelta.proxy.targets import Target
 from pipdelta.proxy.upstreams import Upstream, UpstreamError, strip
 
 _CHUNK = 1 << 16

@@ -9,9 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from packaging.utils import NormalizedName, parse_wheel_filename
-from packaging.version import Version
-
 from pipdelta.apply import speed
 from pipdelta.apply.applier import apply_patch
 from pipdelta.apply.sources import OldContent, WheelSource
@@ -25,6 +22,7 @@ from pipdelta.format.patchfile import Target as Wanted
 from pipdelta.index.model import DeltaEntry
 from pipdelta.proxy.finders import OldVersions, best_start, open_source
 from pipdelta.proxy.lanes import Lane
+from pipdelta.proxy.targets import Target
 from pipdelta.proxy.timing import Meter
 from pipdelta.proxy.upstreams import Upstream
 
@@ -35,29 +33,6 @@ FASTER = "a full download is faster on this link"
 PLANS, DOWNLOADS = 4, 2
 QUICK = 2 << 20  # compressed bytes a rebuild deflates in a fraction of a second: one the installer waits for runs now
 _T = TypeVar("_T")
-
-
-@dataclass(frozen=True)
-class Target:
-    """A wheel an upstream page lists: where it is, and the sha256 and size the page gives (if any)."""
-
-    index: int  # which upstream
-    url: str
-    filename: str
-    sha256: str | None
-    size: int | None
-
-    @property
-    def name(self) -> NormalizedName:
-        return parse_wheel_filename(self.filename)[0]
-
-    @property
-    def version(self) -> Version:
-        return parse_wheel_filename(self.filename)[1]
-
-    @property
-    def tags(self) -> frozenset[str]:
-        return frozenset(map(str, parse_wheel_filename(self.filename)[3]))
 
 
 @dataclass(frozen=True)

@@ -7,27 +7,30 @@ import hashlib
 import io
 import os
 import secrets
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pipdelta.client import uvcache
 from pipdelta.client.cache import Cache
 from pipdelta.client.config import Settings
-from pipdelta.client.deltaindex import DeltaIndex
 from pipdelta.client.environment import Environment
 from pipdelta.client.http import Http
 from pipdelta.client.report import Report
 from pipdelta.errors import PipdeltaError
 from pipdelta.proxy.app import ProxyApp
-from pipdelta.proxy.finders import CachedWheels, InstalledFiles, OldVersions, PipCache, UvCache
-from pipdelta.proxy.jobs import Context, Rebuilds
 from pipdelta.proxy.ledger import Ledger
 from pipdelta.proxy.timing import Meter
 from pipdelta.proxy.upstreams import Upstream
 from pipdelta.server.connections import Limits
 from pipdelta.server.logs import JsonLog
 from pipdelta.server.run import running
+
+if TYPE_CHECKING:  # imported while the installer starts: see local_index
+    from pipdelta.client.deltaindex import DeltaIndex
+    from pipdelta.proxy.finders import OldVersions
+    from pipdelta.proxy.jobs import Rebuilds
 
 THREADS = 16  # uv asks for many pages and files at once; each waiting wheel holds one thread
 # Every client of the local index is 127.0.0.1, and uv alone opens dozens of connections at once (50
@@ -43,7 +46,6 @@ class LocalIndex:
     base: str  # http://127.0.0.1:PORT/SECRET
     upstreams: Sequence[Upstream]
     ledger: Ledger
-    rebuilds: Rebuilds
     app: ProxyApp
 
     @property
@@ -52,9 +54,20 @@ class LocalIndex:
         return [f"{self.base}/{n}/simple/" for n in range(len(self.upstreams))]
 
     @property
+    def rebuilds(self) -> Rebuilds | None:
+        """The rebuild machinery (waited for while it starts); None if it could not."""
+        return self.app.rebuilds
+
+    @property
+    def delta_index(self) -> DeltaIndex | None:
+        rebuilds = self.rebuilds
+        return None if rebuilds is None else rebuilds.context.delta_index
+
+    @property
     def warnings(self) -> list[str]:
         """One line each: about the delta index's URL, and per wheel whose rebuild failed."""
-        return [*self.rebuilds.context.delta_index.warnings, *self.ledger.warnings]
+        found = self.delta_index
+        return [*(found.warnings if found is not None else ()), *self.ledger.warnings]
 
     def report(self, status: str) -> Report:
         """What this index served, for a command it ran (or served) that ended with ``status``.
@@ -64,11 +77,15 @@ class LocalIndex:
         outcomes = self.ledger.outcomes()
         for outcome in outcomes:
             outcome.installed = True
-        return Report(outcomes, status, warnings=self.warnings, delta_index=self.rebuilds.context.delta_index.base)
+        found = self.delta_index
+        return Report(outcomes, status, warnings=self.warnings, delta_index=found.base if found is not None else None)
 
 
 def finders(environment: Environment, cache: Cache) -> list[OldVersions]:
     """The places old versions are looked for, in the order a patch's old wheel is opened from them."""
+    from pipdelta.client import uvcache
+    from pipdelta.proxy.finders import CachedWheels, InstalledFiles, PipCache, UvCache
+
     return [
         CachedWheels(cache),
         PipCache(environment, cache),
@@ -87,7 +104,12 @@ def local_index(
     port: int | None = None,
     log: JsonLog | None = None,
 ) -> Iterator[LocalIndex]:
-    """Serve the local index in background threads while the ``with`` block runs."""
+    """Serve the local index in background threads while the ``with`` block runs.
+
+    It listens at once: pages and metadata need only the upstreams. The rebuild machinery (the engine, the
+    delta index, the places old versions are: most of what pipdelta imports) starts in a thread of its own,
+    while the installer starts; rebuilds asked for meanwhile start when it is up.
+    """
     if settings.index_url is None:
         raise PipdeltaError("the local index needs a delta index URL")
     if not upstreams:
@@ -96,18 +118,29 @@ def local_index(
     http = Http(timeout=settings.timeout, retries=settings.retries)
     # By default a wheel waits for its rebuild as long as a query and a patch download may take, retries included.
     meter = Meter(settings.prefer, wait=settings.deadline or 2 * http.patience() + 1)
-    delta_index = DeltaIndex(settings.index_url, http)
-    context = Context(delta_index, http, finders(environment, cache), cache, meter, upstreams, plan_only)
-    rebuilds = Rebuilds(context, settings.jobs)
     ledger = Ledger()
     secret = _secret(settings.cache_dir)
-    app = ProxyApp(secret, upstreams, http, rebuilds, ledger, log or JsonLog(io.StringIO()))
+    app = ProxyApp(secret, upstreams, http, cache, meter, ledger, log or JsonLog(io.StringIO()))
+
+    def start_rebuilds() -> None:
+        try:
+            from pipdelta.client.deltaindex import DeltaIndex
+            from pipdelta.proxy.jobs import Context, Rebuilds
+
+            assert settings.index_url is not None
+            found = finders(environment, cache)
+            context = Context(DeltaIndex(settings.index_url, http), http, found, cache, meter, upstreams, plan_only)
+            app.attach(Rebuilds(context, settings.jobs))
+        except Exception as exc:  # a bug must cost full downloads, never the installer's run
+            ledger.warn(f"the rebuilds could not start ({type(exc).__name__}: {exc}); every wheel comes in full")
+            app.attach(None)
+
     try:
         with _listening(app, secret, port) as url:
-            yield LocalIndex(f"{url}/{secret}", upstreams, ledger, rebuilds, app)
+            threading.Thread(target=start_rebuilds, daemon=True, name="pipdelta-start-rebuilds").start()
+            yield LocalIndex(f"{url}/{secret}", upstreams, ledger, app)
     finally:
         app.close()
-        rebuilds.close()
 
 
 @contextlib.contextmanager

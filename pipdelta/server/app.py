@@ -13,10 +13,11 @@ from typing import Any
 from packaging.utils import NormalizedName
 
 from pipdelta.index import files
+from pipdelta.index.bounds import MAX_BODY
 from pipdelta.index.decide import Decision, decide
 from pipdelta.index.model import API_VERSION, CONTENT_TYPE, DeltaEntry, IndexFormatError
 from pipdelta.index.policy import Policy, PolicyFile
-from pipdelta.index.query import MAX_BODY, Installed, Query
+from pipdelta.index.query import Installed, Query
 from pipdelta.server.catalog import Catalog
 from pipdelta.server.gate import Full, Gate
 from pipdelta.server.logs import JsonLog

@@ -13,7 +13,7 @@ from waitress.server import create_server
 from waitress.wasyncore import close_all
 
 from pipdelta.errors import PipdeltaError
-from pipdelta.index.query import MAX_BODY
+from pipdelta.index.bounds import MAX_BODY
 from pipdelta.server.connections import Limits, admit
 
 DEFAULT_LIMITS = Limits()
