@@ -458,7 +458,7 @@ def test_the_meter_downloads_what_the_booked_cores_would_rebuild_too_late() -> N
     assert meter.link is not None
     full = 4_000_000
     download = full / meter.link
-    cpu = 2.8 * download  # each rebuild books the 2 cores for 1.4 downloads' time
+    cpu = 2.4 * download  # each rebuild books the 2 cores for 1.2 downloads' time, and alone takes 1.8
     choices = [meter.rebuild_first(cpu, 0, full) for _ in range(4)]
     assert choices == [True, False, True, False]
     # a rebuild chosen earlier, weighed again once its patches are here, gives its booking back when it loses
