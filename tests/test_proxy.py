@@ -453,18 +453,24 @@ def test_the_meter_takes_patches_on_a_slow_link_and_full_wheels_on_a_fast_one() 
 
 def test_the_meter_downloads_what_the_booked_cores_would_rebuild_too_late() -> None:
     """Rebuilds book the cores, downloads the link: a wheel is downloaded when that ends the run sooner by more
-    than the time its extra bytes take on the link, so the two resources fill up side by side."""
+    than half the time its extra bytes take on the link, so the two resources fill up side by side."""
     meter = measured(0.02)
     assert meter.link is not None
     full = 4_000_000
     download = full / meter.link
-    cpu = 2.4 * download  # each rebuild books the 2 cores for 1.2 downloads' time, and alone takes 1.8
+    cpu = 1.8 * download  # each rebuild books the 2 cores for 0.9 downloads' time, and alone takes 1.35
     choices = [meter.rebuild_first(cpu, 0, full) for _ in range(4)]
     assert choices == [True, False, True, False]
-    # a rebuild chosen earlier, weighed again once its patches are here, gives its booking back when it loses
-    booked = meter._cores_free
-    assert not meter.rebuild_first(cpu, 0, full // 1000, booked=cpu)
-    assert meter._cores_free == pytest.approx(booked - cpu / 2)
+
+
+def test_a_rebuild_weighed_again_gives_its_booking_back_when_the_download_wins() -> None:
+    meter = measured(0.02)
+    assert meter.link is not None
+    cpu = 1.8 * 4_000_000 / meter.link
+    assert meter.rebuild_first(cpu, 0, 4_000_000)  # booked: the cores are busy for 0.9 downloads' time
+    assert meter._cores_free > time.monotonic()
+    assert not meter.rebuild_first(cpu, 0, 4_000, booked=cpu)  # the wheel turns out tiny: downloaded after all
+    assert meter._cores_free <= time.monotonic()  # the cores are free again
 
 
 def test_on_a_fast_link_the_local_index_streams_the_full_wheel(wheels: Path, deltas: str, venv: Path) -> None:

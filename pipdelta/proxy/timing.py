@@ -13,6 +13,10 @@ _KEEP = 0.7  # of the past in the link's figure, at each transfer's end: the rec
 # Of a rebuild's CPU seconds, the share one core does alone however many are free (the largest member's deflate
 # and the differ): 0.6 to 1.0 on the public corpus's native pairs.
 SERIAL = 0.75
+# Preferring time, a wheel is downloaded in full when that ends the run sooner by more than this share of the
+# time its extra bytes take on the link: an even trade (1) would let a download win by a hair; none (0) would
+# pay any bytes for any time.
+EXCHANGE = 0.5
 _SMALL = 64 << 10  # a transfer this small measures latency: it is left out of the link's figure
 
 
@@ -23,7 +27,7 @@ class Meter:
     Each choice books its resource until the time it is expected to end: a rebuild books the cores (its CPU
     seconds, spread over them; its patches, the link), a full download the link. The installer waits for every
     wheel, so a wheel is rebuilt unless downloading it ends the run sooner, given what is booked already, by more
-    time than the link takes to carry the extra bytes: on a fast link the costliest rebuilds are downloaded
+    than half the time the link takes to carry the extra bytes: on a fast link the costliest rebuilds are downloaded
     instead while the cores rebuild the rest, so that both end together; on a slow one nearly everything is
     rebuilt.
     """
@@ -85,8 +89,8 @@ class Meter:
             # a rebuild alone ends no sooner than its serial part: the largest member's deflate, the differ
             rebuilt = max(cores_free + cpu / self.cores, now + SERIAL * cpu, link_free + patch_bytes / link)
             downloaded = max(cores_free, link_free + full_size / link)
-            # the download must save more time than the link takes to carry the bytes it costs over the patches
-            if (rebuilt - downloaded) * link <= full_size - patch_bytes:
+            # the download must save more than half the time the link takes to carry its extra bytes
+            if (rebuilt - downloaded) * link <= EXCHANGE * (full_size - patch_bytes):
                 self._cores_free = cores_free + cpu / self.cores
                 self._link_free = link_free + patch_bytes / link
                 return True
