@@ -11,7 +11,7 @@ from pipdelta.engines.recipes import Recipe
 # Before any rebuild is measured, the CPU seconds a rebuild takes per compressed byte it deflates, in seconds that
 # deflating one byte of content at level 6 takes here: a member's content is about 3x its compressed bytes, and
 # the differ, inflating and hashing add about as much again (fitted on the public corpus's native pairs).
-_CONTENT_PER_DEFLATED = 5.0
+_CONTENT_PER_DEFLATED = 6.0
 _WEIGHT = 0.5  # of the newest measurement in the running average
 _MEASURES = 1 << 20  # bytes deflated below which a rebuild's time is mostly its fixed cost: not a rate to go by
 _lock = threading.Lock()
