@@ -84,3 +84,20 @@ def test_a_fifo_or_a_device_for_metadata_never_blocks_the_listing(target: tuple[
     dist_info(site, "fine", "1.0")
 
     assert set(environment.installed()) == {"fine"}
+
+
+def test_an_installed_distribution_is_found_as_its_interpreter_would_find_it(
+    target: tuple[Environment, Path],
+) -> None:
+    """The same scheme (dist-info folder, scripts, data, headers) as the target interpreter's own probe gives,
+    with no interpreter started for it."""
+    from packaging.utils import canonicalize_name
+
+    from pipdelta.apply.installed import InstalledDistribution
+
+    environment, site = target
+    dist_info(site, "alpha", "1.0", wheel="Tag: py3-none-any\n")
+    mine = environment.distribution(environment.installed()[canonicalize_name("alpha")])
+    theirs = InstalledDistribution.find("alpha", environment.python)
+    assert mine == theirs
+    assert mine.dist_info == site / "alpha-1.0.dist-info" and mine.path_of("alpha.data/scripts/x").name == "x"

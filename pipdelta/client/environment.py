@@ -14,14 +14,22 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from pipdelta.errors import PipdeltaError
 
-# Run in the target interpreter, once: where it is, whether a venv, and where it imports from.
-_PROBE = "import json, sys; print(json.dumps([sys.prefix, sys.prefix != sys.base_prefix, sys.path]))"
+if TYPE_CHECKING:
+    from pipdelta.apply.installed import InstalledDistribution
+
+# Run in the target interpreter, once: where it is, whether a venv, where it imports from, where its scripts
+# and data go, and its X.Y (the install scheme of the files a wheel put there).
+_PROBE = (
+    "import json, sys, sysconfig; paths = sysconfig.get_paths(); print(json.dumps([sys.prefix,"
+    " sys.prefix != sys.base_prefix, sys.path, paths['scripts'], paths['data'], '%d.%d' % sys.version_info[:2]]))"
+)
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)  # a FIFO never blocks
 METADATA_LIMIT = 16 << 20  # a METADATA file holds the project's long description; the largest on PyPI are a few MB
 WHEEL_LIMIT = 64 << 10  # a WHEEL file is a few lines
@@ -40,6 +48,7 @@ class Installed:
     tags: tuple[str, ...]
     build: str | None
     requires: tuple[str, ...] = ()  # its Requires-Dist lines
+    dist_info: str = ""  # its .dist-info folder
 
 
 @dataclass(frozen=True)
@@ -121,9 +130,17 @@ class Environment:
         except OSError as exc:
             raise PipFailed(f"cannot run {self.python}: {exc}") from None
 
+    def distribution(self, here: Installed) -> InstalledDistribution:
+        """Where the files of ``here`` (one of :meth:`installed`) are, with this environment's install scheme."""
+        from pipdelta.apply.installed import InstalledDistribution  # the engine's side: imported when a rebuild is
+
+        scripts, data, python = self._where[3:]
+        return InstalledDistribution.at(here.name, str(here.version), Path(here.dist_info), scripts, data, python)
+
     @functools.cached_property
-    def _where(self) -> tuple[Path, bool, tuple[str, ...]]:
-        """The interpreter's answer to the one question pipdelta asks it: prefix, venv or not, ``sys.path``."""
+    def _where(self) -> tuple[Path, bool, tuple[str, ...], str, str, str]:
+        """The interpreter's answer to the one question pipdelta asks it: prefix, venv or not, ``sys.path``, its
+        scripts and data folders and its X.Y."""
         try:
             out, err = self._asked.communicate(timeout=60)
         except subprocess.TimeoutExpired:
@@ -133,12 +150,13 @@ class Environment:
         if self._asked.returncode != 0:
             raise PipFailed(f"cannot ask {self.python} where it is: {err.strip()[-300:]}")
         try:
-            prefix, is_venv, path = json.loads(out)
-            if not (isinstance(prefix, str) and isinstance(path, list) and all(isinstance(p, str) for p in path)):
+            prefix, is_venv, path, scripts, data, python = json.loads(out)
+            texts = [prefix, scripts, data, python, *path] if isinstance(path, list) else [path]
+            if not all(isinstance(text, str) for text in texts):
                 raise TypeError("not a prefix and a path")
         except (ValueError, TypeError):
             raise PipFailed(f"cannot ask {self.python} where it is: it answered {out[:100]!r}") from None
-        return Path(os.path.realpath(prefix)), bool(is_venv), tuple(path)
+        return Path(os.path.realpath(prefix)), bool(is_venv), tuple(path), scripts, data, python
 
     def installed(self) -> dict[NormalizedName, Installed]:
         """Every distribution with a RECORD on this interpreter's ``sys.path``, by normalized name.
@@ -206,7 +224,7 @@ def _distribution(dist_info: str) -> Installed | None:
     tags = tuple(map(str, wheel.get_all("Tag") or ())) if wheel is not None else ()
     build = str(wheel["Build"]) if wheel is not None and wheel["Build"] is not None else None
     requires = tuple(map(str, metadata.get_all("Requires-Dist") or ()))
-    return Installed(canonicalize_name(str(metadata["Name"])), version, tags, build, requires)
+    return Installed(canonicalize_name(str(metadata["Name"])), version, tags, build, requires, dist_info)
 
 
 def _headers(path: str, limit: int) -> email.message.Message | None:

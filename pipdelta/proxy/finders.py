@@ -115,8 +115,8 @@ class InstalledFiles(OldVersions):
         return Start(name, here.version, here.tags, here.build)
 
     def open(self, first: DeltaEntry) -> OldContent | None:
-        name = parse_wheel_filename(first.old.filename)[0]
-        return _files(InstalledDistribution.find(name, self.environment.python), first)
+        here = self.installed().get(parse_wheel_filename(first.old.filename)[0])
+        return None if here is None else _files(self.environment.distribution(here), first)
 
 
 class UvCache(OldVersions):
