@@ -113,15 +113,48 @@ def test_the_builder_publishes_what_each_recipe_remakes_as_the_patch_header_says
     assert remade[1] + copied["zlib:6:8:0"] < delta.new.size < 2 * (remade[1] + copied["zlib:6:8:0"])
 
 
+def test_the_content_a_rebuild_deflates_is_published_beside_the_compressed_bytes(
+    wheels: tuple[Path, Path, Path], index: Path
+) -> None:
+    """What a client orders rebuilds and weighs their CPU time by: the remade members' content (here the changed
+    module, METADATA and RECORD), and from installed files the copies' too."""
+    import zipfile
+
+    delta = published(index)
+    assert delta.members is not None and delta.members.content is not None
+    remade, copied = delta.members.content
+    with zipfile.ZipFile(wheels[1]) as new:
+        sizes = {info.filename: info.file_size for info in new.infolist()}
+    changed = [n for n in sizes if n == "heavy/mod3.py" or n.endswith(("/METADATA", "/RECORD"))]
+    assert remade == sum(sizes[n] for n in changed)
+    assert copied == sum(sizes.values()) - remade  # every other member is deflated with zlib
+    assert delta.members.work(installed=False) == remade and delta.members.work(installed=True) == remade + copied
+
+
+@pytest.mark.parametrize("content", [[-1, 5], [1, "2"], [1, 2, 3], "many", [10**12, 0]])
+def test_unsound_content_figures_are_ignored_and_the_compressed_bytes_stand_in(content: Any) -> None:
+    figures = {"remade": {"zlib:6:8:0": [9000, 3]}, "copied": {"zlib:6:8:0": [1000, 2]}, "content": content}
+    members = Members.from_json(figures, 20_000)
+    assert members is not None and members.content is None
+    assert members.work(installed=False) == 3 * 9000 and members.work(installed=True) == 3 * 10000
+    assert Members.from_json({**figures, "content": [30_000, 4_000]}, 20_000) == Members(
+        (("zlib:6:8:0", 9000, 3),), (("zlib:6:8:0", 1000, 2),), (0, 0), (30_000, 4_000)
+    )
+
+
+@pytest.mark.parametrize("older", ["no members", "no content"])
 def test_a_rebuild_fills_the_figures_of_patches_an_older_builder_published(
-    wheels: tuple[Path, Path, Path], index: Path, tmp_path: Path
+    wheels: tuple[Path, Path, Path], index: Path, tmp_path: Path, older: str
 ) -> None:
     copy = tmp_path / "deltas"
     shutil.copytree(index, copy)
     project = copy / NAME / "deltas.json"
     document = json.loads(project.read_text())
     for delta in document["deltas"]:
-        del delta["members"]
+        if older == "no members":
+            del delta["members"]
+        else:
+            del delta["members"]["content"]
     project.write_text(json.dumps(document))
     summary = build_index(wheels[0].parent, copy)
     assert (summary.reused, summary.made) == (3, 0)

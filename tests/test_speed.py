@@ -17,7 +17,7 @@ def test_an_estimate_before_any_rebuild_then_the_measured_cost(tmp_path: Path, m
     monkeypatch.setattr(speed, "_measured", {})
     estimate = speed.cpu_seconds(1_000_000)
     assert 0 < estimate < 10 and speed.cpu_seconds(2_000_000) == pytest.approx(2 * estimate)
-    data = random.Random(7).randbytes(1_200_000)  # deflated, still over a megabyte: a rebuild that measures
+    data = random.Random(7).randbytes(3_200_000)  # over 3 MB of content to deflate: a rebuild that measures
     old = build_wheel(tmp_path, "pkg", "1.0", {"pkg/a.py": module_text(1), "pkg/blob.bin": data})
     new = build_wheel(tmp_path, "pkg", "1.1", {"pkg/a.py": module_text(2), "pkg/blob.bin": data[:-9] + b"different"})
     make_patch(old, new, tmp_path / "p", differ="zstd")
@@ -25,7 +25,7 @@ def test_an_estimate_before_any_rebuild_then_the_measured_cost(tmp_path: Path, m
     out = tmp_path / "out"
     out.mkdir()
     apply_patch((tmp_path / "p").read_bytes(), WheelSource(old), out)
-    assert set(speed._measured) == {False}  # an old wheel's rebuild: its CPU seconds per byte deflated
+    assert set(speed._measured) == {False}  # an old wheel's rebuild: its CPU seconds per content byte
     speed.record(True, 1000, 5.0)  # a small rebuild is mostly fixed cost: not a measure
     assert True not in speed._measured
     measured = speed.cpu_seconds(1_000_000)

@@ -85,8 +85,8 @@ def apply_patch(
 
         path = out / header.new.filename if out.is_dir() else out
         atomic_write(path, [data], verified)
-    deflated = Members.of(header).deflated(installed=not source.has_raw)
-    speed.record(not source.has_raw, deflated, pool.cpu + time.thread_time() - started)
+    work = Members.of(header).work(installed=not source.has_raw)
+    speed.record(not source.has_raw, work, pool.cpu + time.thread_time() - started)
     return path
 
 

@@ -100,6 +100,7 @@ class _Project:
             known
             and known.format == VERSION
             and known.members is not None
+            and known.members.content is not None
             and (known.old.sha256, known.new.sha256) == ends
         ):
             with contextlib.suppress(OSError):
@@ -107,7 +108,7 @@ class _Project:
                     return PatchFacts(*ends, known.size, known.sha256, known.engines, known.members)
         try:
             # written by a run stopped before it published deltas.json, or published by a builder that did not
-            # count its members: its header says
+            # count its members (or their content): its header says
             facts = inspect(path)
         except (OSError, PipdeltaError):
             return None

@@ -6,7 +6,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pipdelta.errors import PatchFormatError
 from pipdelta.format import wire
+from pipdelta.format.limits import Budget
 from pipdelta.format.patchfile import Copy, FromTarget, Member, PatchHeader
 
 OLD_WHEEL = "old-wheel"  # copied members no recipe re-creates: only the old wheel holds their bytes
@@ -26,18 +28,20 @@ class Members:
     """The new wheel's compressed member bytes: ``remade`` by recipe from any old version; ``copied`` from the
     old wheel as they are (from installed files, by recipe; ``old-wheel``: not at all); ``fetched`` always as
     byte ranges of the new wheel (the patch leaves them out). Stored and raw members need nothing and are not
-    counted."""
+    counted. ``content``: the uncompressed bytes the remade members and the copied ones a recipe re-creates
+    hold (what deflating them costs); None where an index did not publish it."""
 
     remade: tuple[Share, ...] = ()
     copied: tuple[Share, ...] = ()
     fetched: tuple[int, int] = (0, 0)
+    content: tuple[int, int] | None = None
 
     @classmethod
     def of(cls, header: PatchHeader) -> Members:
         """The figures of a patch, from its header."""
         remade: dict[str, list[int]] = {}
         copied: dict[str, list[int]] = {}
-        fetched = [0, 0]
+        fetched, content = [0, 0], [0, 0]
         for op in header.ops:
             if isinstance(op, FromTarget):
                 fetched[0] += op.check.size
@@ -48,17 +52,20 @@ class Members:
                 inner = op.gz[1] if op.gz is not None and op.source is None else None
                 needs = sorted({str(r) for r in (op.recipe, inner) if r is not None})
                 key, group = JOIN.join(needs), remade
+                held = op.size if op.source is None else header.sources[op.source].size
             elif isinstance(op, Copy):
                 stored = op.recipe is None and op.check.size == header.sources[op.source].size
                 key, group = (OLD_WHEEL if op.recipe is None else str(op.recipe)), copied
                 needs = [] if stored else [key]
+                held = 0 if op.recipe is None else header.sources[op.source].size
             else:
                 continue
             if needs:
                 share = group.setdefault(key, [0, 0])
                 share[0] += op.check.size
                 share[1] += 1
-        return cls(_shares(remade), _shares(copied), (fetched[0], fetched[1]))
+                content[group is copied] += held
+        return cls(_shares(remade), _shares(copied), (fetched[0], fetched[1]), (content[0], content[1]))
 
     def missing(self, exact: Exact, *, installed: bool) -> tuple[int, int]:
         """(bytes, members) of the new wheel a machine must fetch as ranges: those of the recipes it does not
@@ -79,6 +86,13 @@ class Members:
         shares = [*self.remade, *(self.copied if installed else ())]
         return sum(length for key, length, _ in shares if key != OLD_WHEEL)
 
+    def work(self, *, installed: bool) -> int:
+        """Content bytes a rebuild deflates (``installed``: from installed files, the copies too): what its CPU time
+        goes by. Estimated from the compressed bytes (3x) where the index did not publish the content."""
+        if self.content is None:
+            return 3 * self.deflated(installed=installed)
+        return self.content[0] + (self.content[1] if installed else 0)
+
     def ranges_cost(self, exact: Exact, *, installed: bool, per_request: int) -> int:
         """Bytes on the wire for what :meth:`missing` gives: each member a part, ``per_request`` parts a request."""
         size, parts = self.missing(exact, installed=installed)
@@ -91,6 +105,8 @@ class Members:
                 out[name] = {key: [length, members] for key, length, members in group}
         if self.fetched != (0, 0):
             out["fetched"] = list(self.fetched)
+        if self.content is not None:
+            out["content"] = list(self.content)
         return out
 
     @classmethod
@@ -103,11 +119,24 @@ class Members:
         fetched = _pair(value.get("fetched", [0, 0]))
         if remade is None or copied is None or fetched is None:
             return None
-        found = cls(remade, copied, fetched)
+        content = _content(value.get("content"), target_size)
+        found = cls(remade, copied, fetched, content)
         everything = [*remade, *copied, ("", *fetched)]
         if sum(length + LOCAL_HEADER * members for _, length, members in everything) > target_size:
             return None
         return found
+
+
+def _content(value: Any, target_size: int) -> tuple[int, int] | None:
+    """``[remade, copied]`` content bytes, each whole and within what a rebuild of the target may expand to;
+    None when absent or unsound (the compressed figures then stand in)."""
+    if not isinstance(value, list) or len(value) != 2 or not all(type(v) is int for v in value):
+        return None
+    try:
+        most = Budget.for_wheel(target_size).expanded
+    except PatchFormatError:
+        return None
+    return (value[0], value[1]) if all(0 <= v <= most for v in value) else None
 
 
 def _shares(group: Mapping[str, list[int]]) -> tuple[Share, ...]:

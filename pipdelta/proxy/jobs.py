@@ -31,7 +31,7 @@ FASTER = "a full download is faster on this link"
 # Queries at once (each waits on the delta index), and patch downloads at once: few, so that the link brings
 # the costliest rebuild's patches first rather than everyone's at a fraction of its speed.
 PLANS, DOWNLOADS = 4, 2
-QUICK = 2 << 20  # compressed bytes a rebuild deflates in a fraction of a second: one the installer waits for runs now
+QUICK = 6 << 20  # content bytes a rebuild deflates in a fraction of a second: one the installer waits for runs now
 _T = TypeVar("_T")
 
 
@@ -55,7 +55,7 @@ class Plan:
     patches: Sequence[DeltaEntry]
     source: OldContent
     full: int
-    cost: int  # compressed bytes the rebuild deflates again: what rebuilds are ordered by
+    cost: int  # content bytes the rebuild deflates again: what rebuilds are ordered by
     cpu: float  # the CPU seconds it is expected to take (booked on the meter)
 
 
@@ -195,10 +195,10 @@ class Job:
 
 
 def _cost(patches: Sequence[DeltaEntry], *, installed: bool) -> int:
-    """The compressed bytes the steps deflate again (from installed files, the first step deflates its copies
-    too), as their index entries publish them; a step without figures counts its whole wheel."""
+    """The content bytes the steps deflate again (from installed files, the first step deflates its copies
+    too), as their index entries publish them; a step without figures counts three times its whole wheel."""
     return sum(
-        p.new.size if p.members is None else p.members.deflated(installed=installed and k == 0)
+        3 * p.new.size if p.members is None else p.members.work(installed=installed and k == 0)
         for k, p in enumerate(patches)
     )
 

@@ -194,7 +194,8 @@ def _count_members(root: Path) -> None:
 
 
 def _counted(folder: Path, delta: DeltaEntry) -> DeltaEntry:
-    if delta.members is not None or delta.format != VERSION or PurePosixPath(delta.url).parent.name != files.PATCHES:
+    counted = delta.members is not None and delta.members.content is not None
+    if counted or delta.format != VERSION or PurePosixPath(delta.url).parent.name != files.PATCHES:
         return delta
     try:
         facts = inspect(folder / files.PATCHES / PurePosixPath(delta.url).name)
