@@ -31,13 +31,13 @@ def record(installed: bool, content: int, cpu_seconds: float) -> None:
 
 def cpu_seconds(content: int, *, installed: bool = False) -> float:
     """CPU seconds this machine takes to rebuild a wheel whose patch deflates ``content`` bytes of content again,
-    from an old wheel or (``installed``) from installed files: as its rebuilds of that kind took per byte, else as
-    its deflate speed says."""
+    from an old wheel or (``installed``) from installed files: as its rebuilds of that kind took per byte, or as
+    its deflate speed says if that is more."""
     with _lock:
-        rate = _measured.get(installed)
-    if rate is None:
-        rate = _WORK_PER_CONTENT / (deflate_speed() * 1e6)
-    return content * rate
+        measured = _measured.get(installed, 0.0)
+    # Never cheaper than the deflate calibration says: a run's first measured rebuilds may be of content that
+    # deflates fast (botocore's gzip files, at half the rate), and the wheels weighed next may not be.
+    return content * max(measured, _WORK_PER_CONTENT / (deflate_speed() * 1e6))
 
 
 def deflate_speed() -> float:
